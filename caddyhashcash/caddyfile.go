@@ -1,0 +1,137 @@
+package caddyhashcash
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+)
+
+// UnmarshalCaddyfile sets up the Handler from Caddyfile tokens. Syntax:
+//
+//	hashcash [<resource>] {
+//		resource        <host:port>
+//		price           <work>
+//		method_price    <method> <work>
+//		window          <duration>
+//		max_skew        <duration>
+//		max_line_bytes  <int>
+//		max_rejections  <int>
+//		replay_capacity <int>
+//	}
+//
+// <work> is a number of expected SHA-256 attempts: 131072, 128k, 1.5M,
+// 2^17 or 17bits. method_price may be repeated, once per method.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	_, wrapper := d.Next(), d.Val() // consume wrapper name
+
+	switch d.CountRemainingArgs() {
+	case 0:
+	case 1:
+		d.NextArg()
+		h.Resource = d.Val()
+	default:
+		return d.ArgErr()
+	}
+
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		optionName := d.Val()
+		if optionName != "method_price" {
+			if seen[optionName] {
+				return d.Errf("duplicate %s option '%s'", wrapper, optionName)
+			}
+			seen[optionName] = true
+		}
+		switch optionName {
+		case "resource":
+			if d.CountRemainingArgs() != 1 {
+				return d.ArgErr()
+			}
+			d.NextArg()
+			h.Resource = d.Val()
+		case "price":
+			w, err := parseWorkArgs(d, wrapper, optionName)
+			if err != nil {
+				return err
+			}
+			h.Price = &w
+		case "method_price":
+			if d.CountRemainingArgs() < 2 {
+				return d.ArgErr()
+			}
+			d.NextArg()
+			method := d.Val()
+			w, err := parseWorkArgs(d, wrapper, optionName)
+			if err != nil {
+				return err
+			}
+			if h.MethodPrices == nil {
+				h.MethodPrices = make(map[string]stamp.Work)
+			}
+			if _, dup := h.MethodPrices[method]; dup {
+				return d.Errf("duplicate %s option '%s %s'", wrapper, optionName, method)
+			}
+			h.MethodPrices[method] = w
+		case "window", "max_skew":
+			if d.CountRemainingArgs() != 1 {
+				return d.ArgErr()
+			}
+			d.NextArg()
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("parsing %s option '%s' duration: %v", wrapper, optionName, err)
+			}
+			if optionName == "window" {
+				h.Window = caddy.Duration(dur)
+			} else {
+				h.MaxSkew = caddy.Duration(dur)
+			}
+		case "max_line_bytes", "max_rejections", "replay_capacity":
+			if d.CountRemainingArgs() != 1 {
+				return d.ArgErr()
+			}
+			d.NextArg()
+			val, err := strconv.Atoi(d.Val())
+			if err != nil {
+				return d.Errf("parsing %s option '%s': %v", wrapper, optionName, err)
+			}
+			switch optionName {
+			case "max_line_bytes":
+				h.MaxLineBytes = val
+			case "max_rejections":
+				h.MaxRejections = val
+			default:
+				h.ReplayCapacity = val
+			}
+		default:
+			return d.Errf("unrecognized %s option '%s'", wrapper, optionName)
+		}
+
+		// No nested blocks are supported
+		if d.NextBlock(nesting + 1) {
+			return d.Errf("malformed %s option '%s': blocks are not supported", wrapper, optionName)
+		}
+	}
+	return nil
+}
+
+// parseWorkArgs reads the rest of the line as a work amount, so that
+// "17 bits" works as well as "17bits".
+func parseWorkArgs(d *caddyfile.Dispenser, wrapper, optionName string) (stamp.Work, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return 0, d.ArgErr()
+	}
+	w, err := stamp.ParseWork(strings.Join(args, " "))
+	if err != nil {
+		return 0, d.Errf("parsing %s option '%s': %v", wrapper, optionName, err)
+	}
+	return w, nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

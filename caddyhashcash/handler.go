@@ -1,0 +1,192 @@
+// Package caddyhashcash is a layer-4 handler for Caddy (caddy-l4) that puts
+// hashcash-style proof of work in front of an Electrum server. For every
+// newline-delimited JSON-RPC request line a client sends, it verifies the
+// "pow" stamp, removes it and passes the request on, byte for byte as the
+// client wrote it, to the next handler (normally proxy); or it answers the
+// client with a JSON-RPC error and passes nothing on. Bytes from the server
+// reach the client unchanged.
+package caddyhashcash
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/mholt/caddy-l4/layer4"
+	"go.uber.org/zap"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
+)
+
+func init() {
+	caddy.RegisterModule(&Handler{})
+}
+
+// Defaults for the Handler's options.
+const (
+	DefaultWindow         = 5 * time.Minute
+	DefaultMaxSkew        = 30 * time.Second
+	DefaultMaxLineBytes   = 1_000_000
+	DefaultMaxRejections  = 20
+	DefaultReplayCapacity = 1_000_000
+)
+
+// Handler verifies, strips and forwards Electrum request lines. It must be
+// followed in its route by a handler that carries the connection on, such as
+// proxy.
+type Handler struct {
+	// Resource is the name stamps must be minted for, usually the host and
+	// port clients connect to, such as "electrum.example.org:50002". It is
+	// required; characters allowed: A-Z a-z 0-9 . - _ : [ ].
+	Resource string `json:"resource,omitempty"`
+
+	// Price is the work, in expected SHA-256 attempts, that a request of
+	// relative cost 1.0 requires; other methods are priced by their relative
+	// cost (see MethodCosts) and unknown methods cost 1.0. Accepts numbers
+	// with k, M, G suffixes ("64k"), powers of two ("2^17") and bit counts
+	// ("17 bits"). 0 makes every method free unless priced in MethodPrices.
+	// Default: 131072 (128k, 2^17).
+	Price *stamp.Work `json:"price,omitempty"`
+
+	// MethodPrices sets the work for individual methods, overriding the
+	// price derived from Price. A price of 0 lets the method through without
+	// a stamp. Default: none.
+	MethodPrices map[string]stamp.Work `json:"method_prices,omitempty"`
+
+	// Window is how long a stamp is accepted after the time it carries.
+	// Default: 5m.
+	Window caddy.Duration `json:"window,omitempty"`
+
+	// MaxSkew is how far ahead of this server's clock a stamp's time may be.
+	// Default: 30s.
+	MaxSkew caddy.Duration `json:"max_skew,omitempty"`
+
+	// MaxLineBytes is the longest request line accepted, in bytes, without
+	// its line feed. Longer lines are answered with an error and discarded
+	// as they arrive, never buffered whole. Default: 1000000 (ElectrumX's
+	// MAX_RECV).
+	MaxLineBytes int `json:"max_line_bytes,omitempty"`
+
+	// MaxRejections is how many refused requests a connection may send
+	// before it is closed. A negative value never closes. Default: 20.
+	MaxRejections int `json:"max_rejections,omitempty"`
+
+	// ReplayCapacity is the most stamps remembered at once for Resource.
+	// When it is reached, new stamps are refused as "busy" until old ones
+	// expire; live stamps are never forgotten early. The memory is shared by
+	// every handler with the same Resource and survives config reloads.
+	// Default: 1000000.
+	ReplayCapacity int `json:"replay_capacity,omitempty"`
+
+	policy  *verify.Policy
+	replays *sharedReplayStore
+	metrics *handlerMetrics
+	logger  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (*Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "layer4.handlers.hashcash",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision applies defaults, checks the options and sets up the handler.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger(h)
+	if err := h.applyDefaults(); err != nil {
+		return err
+	}
+	store, err := loadReplayStore(h.Resource, h.ReplayCapacity, time.Duration(h.Window))
+	if err != nil {
+		return fmt.Errorf("hashcash: replay store: %w", err)
+	}
+	h.replays = store
+	h.policy = &verify.Policy{
+		Resource:     h.Resource,
+		DefaultPrice: uint64(*h.Price),
+		MethodPrices: methodPrices(*h.Price, h.MethodPrices),
+		Window:       time.Duration(h.Window),
+		Skew:         time.Duration(h.MaxSkew),
+		Store:        store,
+	}
+	h.metrics = newHandlerMetrics(ctx.GetMetricsRegistry(), h.Resource)
+	return nil
+}
+
+// applyDefaults fills unset options and rejects invalid ones, naming the
+// option in the error.
+func (h *Handler) applyDefaults() error {
+	if h.Resource == "" {
+		return fmt.Errorf("hashcash: option resource is required (the host:port clients mint stamps for)")
+	}
+	if err := stamp.ValidateResource(h.Resource); err != nil {
+		return fmt.Errorf("hashcash: option resource: %w", err)
+	}
+	if h.Price == nil {
+		p := DefaultPrice
+		h.Price = &p
+	}
+	for method, w := range h.MethodPrices {
+		if method == "" {
+			return fmt.Errorf("hashcash: option method_prices: empty method name (price %d)", w)
+		}
+	}
+	if h.Window == 0 {
+		h.Window = caddy.Duration(DefaultWindow)
+	}
+	if h.Window < caddy.Duration(time.Second) {
+		return fmt.Errorf("hashcash: option window: %s is shorter than 1s", time.Duration(h.Window))
+	}
+	if h.MaxSkew == 0 {
+		h.MaxSkew = caddy.Duration(DefaultMaxSkew)
+	}
+	if h.MaxSkew < 0 {
+		return fmt.Errorf("hashcash: option max_skew: %s is negative", time.Duration(h.MaxSkew))
+	}
+	if h.MaxLineBytes == 0 {
+		h.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if h.MaxLineBytes < 64 {
+		return fmt.Errorf("hashcash: option max_line_bytes: %d is less than 64", h.MaxLineBytes)
+	}
+	if h.MaxRejections == 0 {
+		h.MaxRejections = DefaultMaxRejections
+	}
+	if h.ReplayCapacity == 0 {
+		h.ReplayCapacity = DefaultReplayCapacity
+	}
+	if h.ReplayCapacity < 0 {
+		return fmt.Errorf("hashcash: option replay_capacity: %d is negative", h.ReplayCapacity)
+	}
+	return nil
+}
+
+// Cleanup releases the handler's share of the replay store.
+func (h *Handler) Cleanup() error {
+	if h.replays == nil {
+		return nil
+	}
+	return h.replays.release()
+}
+
+// Handle filters the connection's request lines and hands the filtered
+// connection to next.
+func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
+	fc, err := newFilterConn(cx, h)
+	if err != nil {
+		return err
+	}
+	return next.Handle(cx.Wrap(fc))
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner  = (*Handler)(nil)
+	_ caddy.CleanerUpper = (*Handler)(nil)
+	_ layer4.NextHandler = (*Handler)(nil)
+	_ replay.Store       = (*sharedReplayStore)(nil)
+)

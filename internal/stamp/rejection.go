@@ -1,0 +1,125 @@
+package stamp
+
+// Reason says why a verifier refused a request. It is carried in the "reason"
+// member of a rejection's error data.
+type Reason string
+
+// The reasons a request is refused, and the JSON-RPC error code of each.
+const (
+	// ReasonMissing: the request has no stamp but its method has a price.
+	ReasonMissing Reason = "missing"
+	// ReasonMalformed: the stamp is not valid stamp text, not a JSON string,
+	// or present twice.
+	ReasonMalformed Reason = "malformed"
+	// ReasonInsufficient: the stamp claims less work than the method's price,
+	// or its digest does not prove the work it claims.
+	ReasonInsufficient Reason = "insufficient"
+	// ReasonExpired: the stamp's time is older than the server's window.
+	ReasonExpired Reason = "expired"
+	// ReasonFuture: the stamp's time is ahead of the server's clock by more
+	// than the allowed skew.
+	ReasonFuture Reason = "future"
+	// ReasonWrongResource: the stamp was minted for another server.
+	ReasonWrongResource Reason = "wrong_resource"
+	// ReasonReplayed: the stamp was already used.
+	ReasonReplayed Reason = "replayed"
+	// ReasonBusy: the server cannot remember more stamps right now; retry
+	// shortly.
+	ReasonBusy Reason = "busy"
+	// ReasonBatch: the element was valid but not forwarded because another
+	// element of its batch was refused. Its stamp was not used.
+	ReasonBatch Reason = "batch"
+	// ReasonTooLarge: the line exceeded the server's maximum line length.
+	ReasonTooLarge Reason = "too_large"
+	// ReasonInvalidRequest: the line is JSON but not a request object (or a
+	// batch of them), or has a duplicated "method" or "id".
+	ReasonInvalidRequest Reason = "invalid_request"
+	// ReasonParse: the line is not valid JSON.
+	ReasonParse Reason = "parse"
+)
+
+// Code returns the JSON-RPC error code for r: the standard codes for JSON
+// errors and -32001 to -32009 for proof-of-work refusals.
+func (r Reason) Code() int {
+	switch r {
+	case ReasonParse:
+		return -32700
+	case ReasonInvalidRequest:
+		return -32600
+	case ReasonMissing:
+		return -32001
+	case ReasonMalformed:
+		return -32002
+	case ReasonInsufficient:
+		return -32003
+	case ReasonExpired:
+		return -32004
+	case ReasonFuture:
+		return -32005
+	case ReasonWrongResource:
+		return -32006
+	case ReasonReplayed:
+		return -32007
+	case ReasonBusy:
+		return -32008
+	case ReasonBatch:
+		return -32009
+	case ReasonTooLarge:
+		return -32010
+	}
+	return -32000
+}
+
+// Message returns the human-readable error message for r.
+func (r Reason) Message() string {
+	switch r {
+	case ReasonParse:
+		return "parse error: line is not valid JSON"
+	case ReasonInvalidRequest:
+		return "invalid request"
+	case ReasonMissing:
+		return "proof of work required: add a \"pow\" stamp"
+	case ReasonMalformed:
+		return "proof of work stamp is malformed"
+	case ReasonInsufficient:
+		return "proof of work is insufficient for this method"
+	case ReasonExpired:
+		return "proof of work stamp has expired"
+	case ReasonFuture:
+		return "proof of work stamp is dated in the future"
+	case ReasonWrongResource:
+		return "proof of work stamp is for another server"
+	case ReasonReplayed:
+		return "proof of work stamp was already used"
+	case ReasonBusy:
+		return "server busy: too many live stamps, retry shortly"
+	case ReasonBatch:
+		return "not forwarded: another request in the batch was refused"
+	case ReasonTooLarge:
+		return "request line too large"
+	}
+	return "request refused"
+}
+
+// Rejection is the "data" member of a refusal's JSON-RPC error: everything
+// a client needs to mint an acceptable stamp without guessing.
+type Rejection struct {
+	// Reason is why the request was refused.
+	Reason Reason `json:"reason"`
+	// Detail explains the reason in words, when there is more to say.
+	Detail string `json:"detail,omitempty"`
+	// Method is the request's method, when known.
+	Method string `json:"method,omitempty"`
+	// Price is the work the server requires for Method.
+	Price uint64 `json:"price"`
+	// Resource is the server's resource name: what stamps must name.
+	Resource string `json:"resource"`
+	// Time is the server's clock, Unix seconds.
+	Time int64 `json:"time"`
+	// Window is how many seconds a stamp stays valid after its time.
+	Window int64 `json:"window"`
+	// Skew is how many seconds a stamp may be dated ahead of Time.
+	Skew int64 `json:"skew"`
+	// Version is the stamp format version the server verifies.
+	Version int `json:"version"`
+}

@@ -1,0 +1,219 @@
+package stamp
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strconv"
+)
+
+// Version is the stamp format version this package implements.
+const Version = 1
+
+// Member is the name of the JSON-RPC request member that carries the stamp.
+const Member = "pow"
+
+// Tag starts every hashed input and separates this use of SHA-256 from any
+// other.
+const Tag = "electrum-hashcash"
+
+// SaltSize is the length of a stamp's salt in bytes.
+const SaltSize = 16
+
+// MaxResourceLen is the longest resource name a stamp can carry.
+const MaxResourceLen = 255
+
+// MaxTextLen bounds the length of a stamp's text: version, two 20-digit
+// decimals, the salt, a 20-digit counter, the resource and five separators.
+const MaxTextLen = 1 + 20 + 20 + 2*SaltSize + 20 + MaxResourceLen + 5
+
+// Stamp holds the fields of a version 1 stamp.
+type Stamp struct {
+	// Work is the number of hash attempts the stamp claims to be worth.
+	Work uint64
+	// Time is the minting time in Unix seconds.
+	Time int64
+	// Salt makes stamps for identical requests distinct.
+	Salt [SaltSize]byte
+	// Counter is the value found by the minter.
+	Counter uint64
+	// Resource names the server the stamp was minted for.
+	Resource string
+}
+
+// ErrMalformed is wrapped by every error Parse returns.
+var ErrMalformed = errors.New("malformed stamp")
+
+// Parse decodes stamp text (the JSON string value, without quotes).
+func Parse(text []byte) (Stamp, error) { return ParseKnown(text, "") }
+
+// ParseKnown is Parse for a verifier that expects resource known: when the
+// stamp names it, the result shares known's storage instead of allocating.
+func ParseKnown(text []byte, known string) (Stamp, error) {
+	var s Stamp
+	if len(text) > MaxTextLen {
+		return s, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTextLen)
+	}
+	var fields [5][]byte
+	rest := text
+	for i := range fields {
+		j := indexColon(rest)
+		if j < 0 {
+			return s, fmt.Errorf("%w: want 6 fields separated by ':'", ErrMalformed)
+		}
+		fields[i], rest = rest[:j], rest[j+1:]
+	}
+	if string(fields[0]) != "1" {
+		return s, fmt.Errorf("%w: unsupported version %q", ErrMalformed, fields[0])
+	}
+	var err error
+	if s.Work, err = parseDecimal(fields[1]); err != nil || s.Work == 0 {
+		return s, fmt.Errorf("%w: work must be a decimal from 1 to 2^64-1", ErrMalformed)
+	}
+	t, err := parseDecimal(fields[2])
+	if err != nil || t > 1<<63-1 {
+		return s, fmt.Errorf("%w: time must be decimal Unix seconds", ErrMalformed)
+	}
+	s.Time = int64(t)
+	if len(fields[3]) != 2*SaltSize || !isLowerHex(fields[3]) {
+		return s, fmt.Errorf("%w: salt must be %d lowercase hex digits", ErrMalformed, 2*SaltSize)
+	}
+	hex.Decode(s.Salt[:], fields[3])
+	if s.Counter, err = parseDecimal(fields[4]); err != nil {
+		return s, fmt.Errorf("%w: counter must be a decimal from 0 to 2^64-1", ErrMalformed)
+	}
+	if err := ValidateResource(string(rest)); err != nil {
+		return s, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if string(rest) == known {
+		s.Resource = known
+	} else {
+		s.Resource = string(rest)
+	}
+	return s, nil
+}
+
+// AppendText appends the stamp's text to dst.
+func (s *Stamp) AppendText(dst []byte) []byte {
+	dst = append(dst, "1:"...)
+	dst = strconv.AppendUint(dst, s.Work, 10)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, s.Time, 10)
+	dst = append(dst, ':')
+	dst = hex.AppendEncode(dst, s.Salt[:])
+	dst = append(dst, ':')
+	dst = strconv.AppendUint(dst, s.Counter, 10)
+	dst = append(dst, ':')
+	return append(dst, s.Resource...)
+}
+
+// String returns the stamp's text.
+func (s Stamp) String() string { return string(s.AppendText(nil)) }
+
+// ValidateResource reports whether name can be a stamp's resource.
+func ValidateResource(name string) error {
+	if len(name) == 0 || len(name) > MaxResourceLen {
+		return fmt.Errorf("resource must be 1 to %d characters", MaxResourceLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if !isResourceChar(name[i]) {
+			return fmt.Errorf("resource %q: character %q not allowed (use A-Z a-z 0-9 . - _ : [ ])", name, name[i])
+		}
+	}
+	return nil
+}
+
+// BodyHash returns the SHA-256 of a forwarded request body.
+func BodyHash(body []byte) [32]byte { return sha256.Sum256(body) }
+
+// PrefixLen returns the length of the hashed input before the counter: a
+// multiple of the 64-byte SHA-256 block size.
+func PrefixLen(resourceLen int) int {
+	return (83 + resourceLen + 63) &^ 63
+}
+
+// AppendPrefix appends the hashed input of s up to, not including, the
+// counter: whole SHA-256 blocks.
+func (s *Stamp) AppendPrefix(dst []byte, bodyHash *[32]byte) []byte {
+	start := len(dst)
+	dst = append(dst, Tag...)
+	dst = append(dst, Version)
+	dst = binary.BigEndian.AppendUint64(dst, s.Work)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(s.Time))
+	dst = append(dst, s.Salt[:]...)
+	dst = append(dst, bodyHash[:]...)
+	dst = append(dst, byte(len(s.Resource)))
+	dst = append(dst, s.Resource...)
+	for len(dst)-start < PrefixLen(len(s.Resource)) {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// Digest returns the SHA-256 of the stamp's hashed input for a body with the
+// given hash. scratch, if it has room, avoids an allocation.
+func (s *Stamp) Digest(bodyHash *[32]byte, scratch []byte) [32]byte {
+	in := s.AppendPrefix(scratch[:0], bodyHash)
+	in = binary.BigEndian.AppendUint64(in, s.Counter)
+	return sha256.Sum256(in)
+}
+
+// Meets reports whether digest proves work: the first 8 bytes, read as a
+// big-endian integer v, satisfy v*work < 2^64.
+func Meets(digest *[32]byte, work uint64) bool {
+	hi, _ := bits.Mul64(binary.BigEndian.Uint64(digest[:8]), work)
+	return hi == 0
+}
+
+func indexColon(b []byte) int {
+	for i, c := range b {
+		if c == ':' {
+			return i
+		}
+	}
+	return -1
+}
+
+// parseDecimal parses an unsigned decimal without sign or leading zeros.
+func parseDecimal(b []byte) (uint64, error) {
+	if len(b) == 0 || (len(b) > 1 && b[0] == '0') {
+		return 0, strconv.ErrSyntax
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, strconv.ErrSyntax
+		}
+		hi, lo := bits.Mul64(v, 10)
+		lo2, carry := bits.Add64(lo, uint64(c-'0'), 0)
+		if hi != 0 || carry != 0 {
+			return 0, strconv.ErrRange
+		}
+		v = lo2
+	}
+	return v, nil
+}
+
+func isLowerHex(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func isResourceChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '.', '-', '_', ':', '[', ']':
+		return true
+	}
+	return false
+}

@@ -1,0 +1,295 @@
+// Package verify decides, line by line, whether a JSON-RPC request carries an
+// acceptable proof-of-work stamp, and produces either the bytes to forward
+// (the line with its stamps removed) or the JSON-RPC error line to answer.
+package verify
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+)
+
+// Policy is what a server requires of stamps. It is read-only once built
+// and shared by every connection.
+type Policy struct {
+	// Resource is the server's name that stamps must carry.
+	Resource string
+	// DefaultPrice is the work required for methods not in MethodPrices.
+	DefaultPrice uint64
+	// MethodPrices maps a method name to its required work; 0 means free.
+	MethodPrices map[string]uint64
+	// Window is how long a stamp is valid after its time.
+	Window time.Duration
+	// Skew is how far a stamp may be dated ahead of the server's clock.
+	Skew time.Duration
+	// Store remembers used stamps.
+	Store replay.Store
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// PriceOf returns the work required for method.
+func (p *Policy) PriceOf(method string) uint64 {
+	if w, ok := p.MethodPrices[method]; ok {
+		return w
+	}
+	return p.DefaultPrice
+}
+
+// Verifier checks lines for one connection. It reuses its buffers between
+// calls, so it is not safe for concurrent use, and a reply is valid only
+// until the next call.
+type Verifier struct {
+	policy  *Policy
+	observe func(stamp.Reason)
+	line    rpcline.Line
+	reply   []byte
+	body    []byte
+	scratch []byte
+	elems   []element
+}
+
+// element is the verdict on one request of a line.
+type element struct {
+	reason stamp.Reason
+	detail string
+	method []byte
+	price  uint64
+	key    replay.Key
+	expiry int64
+}
+
+// NewVerifier returns a Verifier for one connection. observe, if not nil,
+// is called once per request with its verdict: "" for accepted, else the
+// reason it was refused.
+func (p *Policy) NewVerifier(observe func(stamp.Reason)) *Verifier {
+	return &Verifier{policy: p, observe: observe, scratch: make([]byte, 0, 512)}
+}
+
+func (v *Verifier) now() time.Time {
+	if v.policy.Now != nil {
+		return v.policy.Now()
+	}
+	return time.Now()
+}
+
+func (v *Verifier) record(r stamp.Reason) {
+	if v.observe != nil {
+		v.observe(r)
+	}
+}
+
+// Check verifies one line (without its line feed). If the line is accepted,
+// it appends the bytes to forward (the line without its stamps, and without
+// a line feed) to dst and returns the extended slice and a nil reply.
+// Otherwise it returns dst unchanged and the error line to answer with
+// (without a line feed).
+func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
+	now := v.now().Unix()
+	v.reply = v.reply[:0]
+	if err := rpcline.Scan(line, stamp.Member, &v.line); err != nil {
+		v.record(stamp.ReasonParse)
+		return dst, v.refuseLine(stamp.ReasonParse, err.Error(), now)
+	}
+	switch v.line.Kind {
+	case rpcline.KindObject:
+		e := v.checkObject(line, &v.line.Objects[0], now)
+		if e.reason == "" {
+			e.reason = v.claim(&e, now)
+		}
+		v.record(e.reason)
+		if e.reason != "" {
+			v.reply = v.appendError(v.reply, v.line.Objects[0].ID, &e, now)
+			return dst, v.reply
+		}
+		return rpcline.AppendStripped(dst, line, &v.line), nil
+	case rpcline.KindBatch:
+		if len(v.line.Objects) == 0 {
+			v.record(stamp.ReasonInvalidRequest)
+			return dst, v.refuseLine(stamp.ReasonInvalidRequest, "empty batch", now)
+		}
+		return v.checkBatch(dst, line, now)
+	default:
+		v.record(stamp.ReasonInvalidRequest)
+		return dst, v.refuseLine(stamp.ReasonInvalidRequest, "a request must be a JSON object or an array of them", now)
+	}
+}
+
+// RefuseTooLarge returns the error line for a line longer than limit.
+func (v *Verifier) RefuseTooLarge(limit int) []byte {
+	v.record(stamp.ReasonTooLarge)
+	v.reply = v.reply[:0]
+	return v.refuseLine(stamp.ReasonTooLarge, "lines may be at most "+strconv.Itoa(limit)+" bytes", v.now().Unix())
+}
+
+func (v *Verifier) refuseLine(r stamp.Reason, detail string, now int64) []byte {
+	e := element{reason: r, detail: detail}
+	v.reply = v.appendError(v.reply[:0], nil, &e, now)
+	return v.reply
+}
+
+func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byte) {
+	v.elems = v.elems[:0]
+	refused := false
+	for i := range v.line.Objects {
+		e := v.checkObject(line, &v.line.Objects[i], now)
+		refused = refused || e.reason != ""
+		v.elems = append(v.elems, e)
+	}
+	claimed := 0
+	if !refused {
+		for ; claimed < len(v.elems); claimed++ {
+			if r := v.claim(&v.elems[claimed], now); r != "" {
+				v.elems[claimed].reason = r
+				refused = true
+				break
+			}
+		}
+	}
+	if !refused {
+		for range v.elems {
+			v.record("")
+		}
+		return rpcline.AppendStripped(dst, line, &v.line), nil
+	}
+	// Undo the claims of a batch that is not forwarded, so that its valid
+	// stamps can be sent again.
+	for i := 0; i < claimed; i++ {
+		v.policy.Store.Release(v.elems[i].key)
+	}
+	v.reply = append(v.reply[:0], '[')
+	for i := range v.elems {
+		e := &v.elems[i]
+		if e.reason == "" {
+			e.reason = stamp.ReasonBatch
+		}
+		v.record(e.reason)
+		if i > 0 {
+			v.reply = append(v.reply, ',')
+		}
+		v.reply = v.appendError(v.reply, v.line.Objects[i].ID, e, now)
+	}
+	v.reply = append(v.reply, ']')
+	return dst, v.reply
+}
+
+// checkObject applies every check but the replay claim to one request.
+func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) element {
+	if !o.IsObject {
+		return element{reason: stamp.ReasonInvalidRequest, detail: "a request must be a JSON object"}
+	}
+	if o.Duplicate != "" {
+		return element{reason: stamp.ReasonInvalidRequest, detail: "member \"" + o.Duplicate + "\" appears twice"}
+	}
+	method, ok := rpcline.RawStringValue(o.Method)
+	if !ok { // absent, not a string, or escaped: the rare slow path
+		decoded, ok := rpcline.StringValue(o.Method)
+		if !ok {
+			return element{reason: stamp.ReasonInvalidRequest, detail: "member \"method\" must be a string"}
+		}
+		method = []byte(decoded)
+	}
+	price, listed := v.policy.MethodPrices[string(method)]
+	if !listed {
+		price = v.policy.DefaultPrice
+	}
+	e := element{method: method, price: price}
+	switch {
+	case o.StampCount == 0 && price == 0:
+		return e
+	case o.StampCount == 0:
+		e.reason = stamp.ReasonMissing
+		return e
+	case o.StampCount > 1:
+		e.reason, e.detail = stamp.ReasonMalformed, "member \""+stamp.Member+"\" appears more than once"
+		return e
+	case price == 0:
+		return e // free method: the stamp is removed unchecked
+	}
+	text, ok := rpcline.RawStringValue(o.Stamp)
+	if !ok {
+		e.reason, e.detail = stamp.ReasonMalformed, "member \""+stamp.Member+"\" must be a string without escapes"
+		return e
+	}
+	st, err := stamp.ParseKnown(text, v.policy.Resource)
+	if err != nil {
+		e.reason, e.detail = stamp.ReasonMalformed, err.Error()
+		return e
+	}
+	window, skew := int64(v.policy.Window/time.Second), int64(v.policy.Skew/time.Second)
+	switch {
+	case st.Resource != v.policy.Resource:
+		e.reason, e.detail = stamp.ReasonWrongResource, "stamp names "+strconv.Quote(st.Resource)
+	case st.Time < now-window:
+		e.reason = stamp.ReasonExpired
+	case st.Time > now+skew:
+		e.reason = stamp.ReasonFuture
+	case st.Work < price:
+		e.reason, e.detail = stamp.ReasonInsufficient, fmt.Sprintf("stamp claims %d, method costs %d", st.Work, price)
+	}
+	if e.reason != "" {
+		return e
+	}
+	v.body = rpcline.AppendObjectStripped(v.body[:0], line, o)
+	bodyHash := stamp.BodyHash(v.body)
+	digest := st.Digest(&bodyHash, v.scratch)
+	if !stamp.Meets(&digest, st.Work) {
+		e.reason, e.detail = stamp.ReasonInsufficient, "digest does not prove the claimed work for this request"
+		return e
+	}
+	copy(e.key[:], digest[16:])
+	e.expiry = st.Time + window + 1
+	return e
+}
+
+// claim records an accepted request's stamp, or says why it cannot.
+func (v *Verifier) claim(e *element, now int64) stamp.Reason {
+	if e.expiry == 0 { // free request: nothing to claim
+		return ""
+	}
+	switch err := v.policy.Store.Claim(e.key, now, e.expiry); err {
+	case nil:
+		return ""
+	case replay.ErrReplayed:
+		return stamp.ReasonReplayed
+	default:
+		e.detail = err.Error()
+		return stamp.ReasonBusy
+	}
+}
+
+// appendError appends a JSON-RPC error response for a refused request.
+func (v *Verifier) appendError(dst, id []byte, e *element, now int64) []byte {
+	data, err := json.Marshal(stamp.Rejection{
+		Reason:   e.reason,
+		Detail:   e.detail,
+		Method:   string(e.method),
+		Price:    e.price,
+		Resource: v.policy.Resource,
+		Time:     now,
+		Window:   int64(v.policy.Window / time.Second),
+		Skew:     int64(v.policy.Skew / time.Second),
+		Version:  stamp.Version,
+	})
+	if err != nil { // cannot happen: every field is plainly encodable
+		data = []byte("{}")
+	}
+	if id == nil {
+		id = []byte("null")
+	}
+	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
+	dst = append(dst, id...)
+	dst = append(dst, `,"error":{"code":`...)
+	dst = strconv.AppendInt(dst, int64(e.reason.Code()), 10)
+	dst = append(dst, `,"message":`...)
+	msg, _ := json.Marshal(e.reason.Message())
+	dst = append(dst, msg...)
+	dst = append(dst, `,"data":`...)
+	dst = append(dst, data...)
+	return append(dst, "}}"...)
+}
