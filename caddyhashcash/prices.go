@@ -1,6 +1,10 @@
 package caddyhashcash
 
-import "github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+import (
+	"math"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+)
 
 // DefaultPrice is the work a request of cost 1.0 requires unless configured:
 // 2^17 SHA-256 attempts, about 10 ms on one core of a current x86-64 CPU.
@@ -50,7 +54,8 @@ func MethodCosts() map[string]float64 {
 func methodPrices(price stamp.Work, overrides map[string]stamp.Work) map[string]uint64 {
 	prices := make(map[string]uint64, len(overrides)+32)
 	for method, cost := range MethodCosts() {
-		prices[method] = uint64(cost * float64(price))
+		// Round up, so that a priced method never becomes free.
+		prices[method] = uint64(math.Ceil(cost * float64(price)))
 	}
 	for method, w := range overrides {
 		prices[method] = uint64(w)
