@@ -1,0 +1,164 @@
+package caddyhashcash_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/mholt/caddy-l4/layer4"
+	_ "github.com/mholt/caddy-l4/modules/l4remoteiplist"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+)
+
+func TestConfigErrorsNameTheOption(t *testing.T) {
+	up := "127.0.0.1:1"
+	for _, tc := range []struct{ handler, want string }{
+		{`{"handler":"hashcash"}`, "option resource is required"},
+		{`{"handler":"hashcash","resource":"bad host"}`, "option resource"},
+		{hashcashHandler(`"window":"500ms"`), "option window"},
+		{hashcashHandler(`"max_skew":"-1s"`), "option max_skew"},
+		{hashcashHandler(`"max_line_bytes":10`), "option max_line_bytes"},
+		{hashcashHandler(`"replay_capacity":-1`), "option replay_capacity"},
+		{hashcashHandler(`"method_prices":{"":5}`), "option method_prices"},
+		{hashcashHandler(`"price":"lots"`), "work \"lots\""},
+	} {
+		addr := caddytest.FreeAddr(t, "127.0.0.1")
+		err := caddy.Load([]byte(caddytest.Layer4Config(addr, []string{tc.handler, caddytest.ProxyHandler(up)}, "")), true)
+		if err == nil {
+			caddy.Stop()
+			t.Errorf("%s: loaded, want an error mentioning %q", tc.handler, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %q does not mention %q", tc.handler, err, tc.want)
+		}
+	}
+}
+
+func adaptCaddyfile(t *testing.T, body string) (string, error) {
+	t.Helper()
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), map[string]any{"filename": "Caddyfile"})
+	for _, w := range warnings {
+		t.Logf("adapter warning: %s", w.Message)
+	}
+	return string(cfg), err
+}
+
+func TestCaddyfileSyntax(t *testing.T) {
+	cfg, err := adaptCaddyfile(t, `{
+	layer4 {
+		127.0.0.1:1 {
+			route {
+				hashcash example.org:1 {
+					price 17 bits
+					method_price server.ping 0
+					method_price server.add_peer 2^30
+					window 2m
+					max_skew 10s
+					max_line_bytes 5000
+					max_rejections -1
+					replay_capacity 1000
+				}
+				proxy 127.0.0.1:2
+			}
+		}
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"handler":"hashcash"`, `"resource":"example.org:1"`, `"price":131072`,
+		`"method_prices":{"server.add_peer":1073741824,"server.ping":0}`, `"window":120000000000`,
+		`"max_skew":10000000000`, `"max_line_bytes":5000`, `"max_rejections":-1`, `"replay_capacity":1000`,
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("adapted config lacks %s:\n%s", want, cfg)
+		}
+	}
+	for _, bad := range []string{
+		"hashcash a:1 b:2",
+		"hashcash a:1 {\n price\n }",
+		"hashcash a:1 {\n price ten\n }",
+		"hashcash a:1 {\n window 5m\n window 6m\n }",
+		"hashcash a:1 {\n method_price x 1\n method_price x 2\n }",
+		"hashcash a:1 {\n allowlist 10.0.0.0/8\n }",
+		"hashcash a:1 {\n max_rejections many\n }",
+	} {
+		_, err := adaptCaddyfile(t, "{\n layer4 {\n 127.0.0.1:1 {\n route {\n "+bad+"\n proxy 127.0.0.1:2\n }\n }\n }\n}")
+		if err == nil {
+			t.Errorf("Caddyfile accepted:\n%s", bad)
+		}
+	}
+}
+
+// TestCaddyfileExample runs the shipped Caddyfile.example, with its ports and
+// certificate paths moved to the test's, in front of an upstream.
+func TestCaddyfileExample(t *testing.T) {
+	raw, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert := caddytest.SelfSigned(t, "electrum.example.org")
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, []byte(cert.CertPEM), 0o600)
+	os.WriteFile(keyFile, []byte(cert.KeyPEM), 0o600)
+	up := caddytest.NewUpstream(t, "127.0.0.1")
+	addr := caddytest.FreeAddr(t, "127.0.0.1")
+	_, port, _ := net.SplitHostPort(addr)
+	_, sitePort, _ := net.SplitHostPort(caddytest.FreeAddr(t, "127.0.0.1"))
+	body := strings.NewReplacer(
+		"\t\t:50002 {", "\t\t127.0.0.1:"+port+" {",
+		"127.0.0.1:50001", up.Addr,
+		":50443", ":"+sitePort,
+		"/etc/electrum-hashcash/cert.pem", certFile,
+		"/etc/electrum-hashcash/key.pem", keyFile,
+	).Replace(string(raw))
+	cfg, err := adaptCaddyfile(t, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(cfg), &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["admin"] = map[string]any{"disabled": true}
+	doc["storage"] = map[string]any{"module": "file_system", "root": filepath.Join(dir, "storage")}
+	patched, _ := json.Marshal(doc)
+	caddytest.Start(t, string(patched), addr)
+
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if got := caddytest.FingerprintOf(conn.ConnectionState().PeerCertificates[0]); got != cert.Fingerprint {
+		t.Fatalf("served certificate %s, want the one from the Caddyfile (%s)", got, cert.Fingerprint)
+	}
+	c := &client{t: t, Conn: conn, r: bufio.NewReader(conn)}
+	c.send(`{"jsonrpc":"2.0","method":"blockchain.transaction.get","id":1,"params":["00"]}` + "\n")
+	var r rpcError
+	json.Unmarshal([]byte(c.readLine()), &r)
+	if r.Error == nil || r.Error.Data.Reason != stamp.ReasonMissing || r.Error.Data.Price != 128_000 || r.Error.Data.Resource != "electrum.example.org:50002" {
+		t.Fatalf("unstamped request: %+v", r.Error)
+	}
+	l := `{"jsonrpc":"2.0","method":"server.version","id":0,"params":["electrum/4.3.4","1.4"]}`
+	c.send(mintLine(t, l, "electrum.example.org:50002", 64_000, time.Now()) + "\n")
+	if r := parseResponse(t, c.readLine()); r.Error != nil {
+		t.Fatalf("stamped request refused: %+v", r.Error)
+	}
+	waitReceived(t, up, []byte(l+"\n"))
+}
