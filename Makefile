@@ -1,0 +1,43 @@
+# electrum-hashcash build, test, demo and benchmarks.
+
+GO            ?= go
+XCADDY        ?= $(shell $(GO) env GOPATH)/bin/xcaddy
+CADDY_VERSION := v2.11.9
+CADDY_L4      := github.com/mholt/caddy-l4@v0.1.2
+MODULE        := github.com/electrum-hashcash/electrum-hashcash
+SOURCES       := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
+
+.PHONY: all test demo bench vet clean
+
+all: bin/caddy bin/clientproxy
+
+# caddy with caddy-l4 and this working tree's hashcash module (see xcaddy.md).
+bin/caddy: $(SOURCES)
+	$(GO) mod download
+	GOPROXY=off $(XCADDY) build $(CADDY_VERSION) --output $@ \
+		--with $(CADDY_L4) \
+		--with $(MODULE)/caddyhashcash@v0.0.0 \
+		--replace $(MODULE)@v0.0.0=$(CURDIR)
+
+bin/clientproxy: $(SOURCES)
+	$(GO) build -o $@ ./clientproxy
+
+bin/regtestserver: $(SOURCES)
+	$(GO) build -o $@ ./internal/cmd/regtestserver
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# The test command CI runs (.ci/run installs electrum and xcaddy first).
+test: vet bin/caddy bin/clientproxy bin/regtestserver
+	.ci/check-caddy-binary bin/caddy bin/clientproxy bin/regtestserver
+	CADDY_BIN=$(CURDIR)/bin/caddy CLIENTPROXY_BIN=$(CURDIR)/bin/clientproxy \
+		$(GO) test -race -count=1 -timeout 40m ./...
+
+demo: bin/caddy bin/clientproxy
+	$(GO) run ./internal/cmd/demo -caddy bin/caddy -clientproxy bin/clientproxy
+
+clean:
+	rm -rf bin
