@@ -16,7 +16,7 @@ import (
 )
 
 // readChunk is how much is read from the client at a time.
-const readChunk = 32 << 10
+const readChunk = 8 << 10
 
 // maxPendingReplies bounds the error lines queued while the server is in the
 // middle of a response; a client that makes more is disconnected.
