@@ -152,11 +152,11 @@ func TestCaddyfileExample(t *testing.T) {
 	c.send(`{"jsonrpc":"2.0","method":"blockchain.transaction.get","id":1,"params":["00"]}` + "\n")
 	var r rpcError
 	json.Unmarshal([]byte(c.readLine()), &r)
-	if r.Error == nil || r.Error.Data.Reason != stamp.ReasonMissing || r.Error.Data.Price != 128_000 || r.Error.Data.Resource != "electrum.example.org:50002" {
+	if r.Error == nil || r.Error.Data.Reason != stamp.ReasonMissing || r.Error.Data.Price != 131_072 || r.Error.Data.Resource != "electrum.example.org:50002" {
 		t.Fatalf("unstamped request: %+v", r.Error)
 	}
 	l := `{"jsonrpc":"2.0","method":"server.version","id":0,"params":["electrum/4.3.4","1.4"]}`
-	c.send(mintLine(t, l, "electrum.example.org:50002", 64_000, time.Now()) + "\n")
+	c.send(mintLine(t, l, "electrum.example.org:50002", 65_536, time.Now()) + "\n")
 	if r := parseResponse(t, c.readLine()); r.Error != nil {
 		t.Fatalf("stamped request refused: %+v", r.Error)
 	}

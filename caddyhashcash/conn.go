@@ -45,7 +45,6 @@ type filterConn struct {
 	discarding bool   // inside a line longer than MaxLineBytes
 	out        []byte // accepted bytes not yet returned by Read
 	outPos     int
-	rejections int
 	readErr    error
 
 	// Write side, shared by Read (error lines) and Write (server bytes).
@@ -197,12 +196,11 @@ func (c *filterConn) refuse(reply []byte) {
 		c.readErr = err
 		return
 	}
-	c.rejections++
-	if c.h.MaxRejections > 0 && c.rejections >= c.h.MaxRejections {
+	if strikes := c.verifier.Strikes(); c.h.MaxRejections > 0 && strikes >= c.h.MaxRejections {
 		c.h.metrics.closed.Inc()
 		c.logger.Info("closing connection after too many refused requests",
 			zap.String("remote", c.RemoteAddr().String()),
-			zap.Int("refused", c.rejections))
+			zap.Int("refused", strikes))
 		c.readErr = errTooManyRejections
 	}
 }

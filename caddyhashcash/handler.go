@@ -46,8 +46,8 @@ type Handler struct {
 	// relative cost 1.0 requires; other methods are priced by their relative
 	// cost (see MethodCosts) and unknown methods cost 1.0. Accepts numbers
 	// with k, M, G suffixes ("64k"), powers of two ("2^17") and bit counts
-	// ("17 bits"). 0 makes every method free unless priced in MethodPrices.
-	// Default: 131072 (128k, 2^17).
+	// ("17 bits"); k, M and G are powers of ten. 0 makes every method free
+	// unless priced in MethodPrices. Default: 131072 (2^17).
 	Price *stamp.Work `json:"price,omitempty"`
 
 	// MethodPrices sets the work for individual methods, overriding the
@@ -70,7 +70,12 @@ type Handler struct {
 	MaxLineBytes int `json:"max_line_bytes,omitempty"`
 
 	// MaxRejections is how many refused requests a connection may send
-	// before it is closed. A negative value never closes. Default: 20.
+	// before it is closed, counting only refusals that re-minting cannot
+	// cure: lines that are not requests, missing or malformed stamps, stamps
+	// whose digest does not prove their claimed work, and lines that are too
+	// large. Expired, future-dated, wrong-resource, underpriced, replayed and
+	// busy refusals, which a client cures by learning from the error data,
+	// do not count. A negative value never closes. Default: 20.
 	MaxRejections int `json:"max_rejections,omitempty"`
 
 	// ReplayCapacity is the most stamps remembered at once for Resource.

@@ -332,6 +332,19 @@ func TestBusyWhenReplayStoreIsFull(t *testing.T) {
 func TestClosesAfterTooManyRefusals(t *testing.T) {
 	addr, up := setup(t, `"price":16,"max_rejections":3`)
 	c := dial(t, addr)
+	// Refusals that re-minting cures do not count against the connection.
+	line := `{"method":"server.banner","id":2}`
+	for range 5 {
+		c.send(mintLine(t, line, resource, 16, time.Now().Add(-time.Hour)) + "\n")
+		c.expectError("2", stamp.ReasonExpired)
+		c.send(mintLine(t, line, resource, 1, time.Now()) + "\n")
+		c.expectError("2", stamp.ReasonInsufficient)
+	}
+	c.send(mintLine(t, line, resource, 16, time.Now()) + "\n")
+	if r := parseResponse(t, c.readLine()); r.Error != nil {
+		t.Fatalf("refused after curable refusals: %+v", r.Error)
+	}
+	want := line + "\n"
 	c.send(strings.Repeat(`{"method":"server.banner","id":1}`+"\n", 5))
 	for range 3 {
 		c.expectError("1", stamp.ReasonMissing)
@@ -340,9 +353,7 @@ func TestClosesAfterTooManyRefusals(t *testing.T) {
 	if rest, err := c.r.ReadString('\n'); err == nil {
 		t.Fatalf("connection still open after 3 refusals, got %q", rest)
 	}
-	if got := up.Received(); len(got) != 0 {
-		t.Fatalf("upstream received %q", got)
-	}
+	waitReceived(t, up, []byte(want))
 }
 
 func TestConcurrentDuplicatesForwardOnce(t *testing.T) {

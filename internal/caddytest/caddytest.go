@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	_ "github.com/caddyserver/caddy/v2/modules/filestorage" // Start's default storage
 )
 
 // FreeAddr returns a loopback address with a port that was free a moment
@@ -40,9 +41,22 @@ func FreeAddr(t testing.TB, host string) string {
 
 // Start loads cfg (a complete Caddy JSON config) into the process's Caddy,
 // waits until every address in waitFor accepts connections, and stops Caddy
-// when the test ends.
+// when the test ends. Unless cfg sets "storage", Caddy stores its files in
+// a temporary directory of the test.
 func Start(t testing.TB, cfg string, waitFor ...string) {
 	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(cfg), &doc); err != nil {
+		t.Fatalf("caddy config is not JSON: %v\n%s", err, cfg)
+	}
+	if _, ok := doc["storage"]; !ok {
+		doc["storage"] = map[string]any{"module": "file_system", "root": t.TempDir()}
+		patched, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = string(patched)
+	}
 	if err := caddy.Load([]byte(cfg), true); err != nil {
 		t.Fatalf("loading caddy config: %v\n%s", err, cfg)
 	}

@@ -52,6 +52,7 @@ type Verifier struct {
 	body    []byte
 	scratch []byte
 	elems   []element
+	strikes int
 }
 
 // element is the verdict on one request of a line.
@@ -62,6 +63,7 @@ type element struct {
 	price  uint64
 	key    replay.Key
 	expiry int64
+	forged bool // the digest does not prove the work the stamp claims
 }
 
 // NewVerifier returns a Verifier for one connection. observe, if not nil,
@@ -78,11 +80,30 @@ func (v *Verifier) now() time.Time {
 	return time.Now()
 }
 
-func (v *Verifier) record(r stamp.Reason) {
+// record reports a verdict and counts it as a strike when a client that
+// follows the protocol could not have caused it (see Strikes).
+func (v *Verifier) record(r stamp.Reason, forged bool) {
+	switch r {
+	case stamp.ReasonParse, stamp.ReasonInvalidRequest, stamp.ReasonMissing,
+		stamp.ReasonMalformed, stamp.ReasonTooLarge:
+		v.strikes++
+	case stamp.ReasonInsufficient:
+		if forged {
+			v.strikes++
+		}
+	}
 	if v.observe != nil {
 		v.observe(r)
 	}
 }
+
+// Strikes counts the refusals so far that re-minting cannot cure: lines that
+// are not requests, requests without a stamp or with a malformed one, stamps
+// whose digest does not prove their claimed work, and lines that are too
+// large. Refusals a correct client cures by learning from the error data
+// (expired, from the future, wrong resource, a price above the claim,
+// replayed, busy, batch) are not strikes.
+func (v *Verifier) Strikes() int { return v.strikes }
 
 // Check verifies one line (without its line feed). If the line is accepted,
 // it appends the bytes to forward (the line without its stamps, and without
@@ -93,7 +114,7 @@ func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
 	now := v.now().Unix()
 	v.reply = v.reply[:0]
 	if err := rpcline.Scan(line, stamp.Member, &v.line); err != nil {
-		v.record(stamp.ReasonParse)
+		v.record(stamp.ReasonParse, false)
 		return dst, v.refuseLine(stamp.ReasonParse, err.Error(), now)
 	}
 	switch v.line.Kind {
@@ -102,7 +123,7 @@ func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
 		if e.reason == "" {
 			e.reason = v.claim(&e, now)
 		}
-		v.record(e.reason)
+		v.record(e.reason, e.forged)
 		if e.reason != "" {
 			v.reply = v.appendError(v.reply, v.line.Objects[0].ID, &e, now)
 			return dst, v.reply
@@ -110,19 +131,19 @@ func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
 		return rpcline.AppendStripped(dst, line, &v.line), nil
 	case rpcline.KindBatch:
 		if len(v.line.Objects) == 0 {
-			v.record(stamp.ReasonInvalidRequest)
+			v.record(stamp.ReasonInvalidRequest, false)
 			return dst, v.refuseLine(stamp.ReasonInvalidRequest, "empty batch", now)
 		}
 		return v.checkBatch(dst, line, now)
 	default:
-		v.record(stamp.ReasonInvalidRequest)
+		v.record(stamp.ReasonInvalidRequest, false)
 		return dst, v.refuseLine(stamp.ReasonInvalidRequest, "a request must be a JSON object or an array of them", now)
 	}
 }
 
 // RefuseTooLarge returns the error line for a line longer than limit.
 func (v *Verifier) RefuseTooLarge(limit int) []byte {
-	v.record(stamp.ReasonTooLarge)
+	v.record(stamp.ReasonTooLarge, false)
 	v.reply = v.reply[:0]
 	return v.refuseLine(stamp.ReasonTooLarge, "lines may be at most "+strconv.Itoa(limit)+" bytes", v.now().Unix())
 }
@@ -153,7 +174,7 @@ func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byt
 	}
 	if !refused {
 		for range v.elems {
-			v.record("")
+			v.record("", false)
 		}
 		return rpcline.AppendStripped(dst, line, &v.line), nil
 	}
@@ -168,7 +189,7 @@ func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byt
 		if e.reason == "" {
 			e.reason = stamp.ReasonBatch
 		}
-		v.record(e.reason)
+		v.record(e.reason, e.forged)
 		if i > 0 {
 			v.reply = append(v.reply, ',')
 		}
@@ -240,6 +261,7 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 	digest := st.Digest(&bodyHash, v.scratch)
 	if !stamp.Meets(&digest, st.Work) {
 		e.reason, e.detail = stamp.ReasonInsufficient, "digest does not prove the claimed work for this request"
+		e.forged = true
 		return e
 	}
 	copy(e.key[:], digest[16:])
