@@ -7,14 +7,18 @@ CADDY_L4      := github.com/mholt/caddy-l4@v0.1.2
 MODULE        := github.com/electrum-hashcash/electrum-hashcash
 SOURCES       := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all test demo bench vet clean
+.PHONY: all test e2e demo bench vet clean
 
 all: bin/caddy bin/clientproxy
+
+# The module proxy answers 403 for this unpublished module; "|off" turns any
+# proxy failure into "not found", so the go command uses the --replace.
+XCADDY_GOPROXY := $(shell $(GO) env GOPROXY | tr , '|')|off
 
 # caddy with caddy-l4 and this working tree's hashcash module (see xcaddy.md).
 bin/caddy: $(SOURCES)
 	$(GO) mod download
-	GOPROXY=off $(XCADDY) build $(CADDY_VERSION) --output $@ \
+	GOPROXY='$(XCADDY_GOPROXY)' $(XCADDY) build $(CADDY_VERSION) --output $@ \
 		--with $(CADDY_L4) \
 		--with $(MODULE)/caddyhashcash@v0.0.0 \
 		--replace $(MODULE)@v0.0.0=$(CURDIR)
@@ -35,6 +39,10 @@ test: vet bin/caddy bin/clientproxy bin/regtestserver
 	.ci/check-caddy-binary bin/caddy bin/clientproxy bin/regtestserver
 	CADDY_BIN=$(CURDIR)/bin/caddy CLIENTPROXY_BIN=$(CURDIR)/bin/clientproxy \
 		$(GO) test -race -count=1 -timeout 40m ./...
+
+e2e: bin/caddy bin/clientproxy
+	CADDY_BIN=$(CURDIR)/bin/caddy CLIENTPROXY_BIN=$(CURDIR)/bin/clientproxy \
+		$(GO) test -count=1 -v ./internal/e2e/
 
 demo: bin/caddy bin/clientproxy
 	$(GO) run ./internal/cmd/demo -caddy bin/caddy -clientproxy bin/clientproxy
