@@ -21,9 +21,11 @@ package rpcline
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -196,6 +198,7 @@ type scanner struct {
 	depth    int
 	stampKey string
 	out      *Line
+	escaped  bool // the last string str scanned has escapes
 }
 
 func (s *scanner) errf(format string, args ...any) error {
@@ -281,7 +284,7 @@ func (s *scanner) object(o *Object) error {
 		if err := s.str(); err != nil {
 			return err
 		}
-		key := s.b[keyStart:s.i]
+		member := s.member(s.b[keyStart:s.i])
 		s.skipSpace()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
 			return s.errf("want ':' after object key")
@@ -294,8 +297,8 @@ func (s *scanner) object(o *Object) error {
 		}
 		val := s.b[valStart:s.i]
 		o.Members++
-		switch {
-		case keyIs(key, s.stampKey):
+		switch member {
+		case memberStamp:
 			o.StampCount++
 			o.Stamp = val
 			if prevComma >= 0 {
@@ -304,12 +307,12 @@ func (s *scanner) object(o *Object) error {
 				o.CutStart, o.CutEnd = keyStart, s.i
 				stampFirst = true
 			}
-		case keyIs(key, "method"):
+		case memberMethod:
 			if o.Method != nil {
 				o.Duplicate = "method"
 			}
 			o.Method = val
-		case keyIs(key, "id"):
+		case memberID:
 			if o.ID != nil {
 				o.Duplicate = "id"
 			}
@@ -339,14 +342,47 @@ func (s *scanner) object(o *Object) error {
 	return nil
 }
 
-// keyIs reports whether the raw string token key names want.
-func keyIs(key []byte, want string) bool {
-	inner := key[1 : len(key)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner) == want
+// The members of a request object that Scan records.
+const (
+	memberOther = iota
+	memberStamp
+	memberMethod
+	memberID
+)
+
+// member says which member the raw string token key, just scanned by str,
+// names; names are compared after unescaping.
+func (s *scanner) member(key []byte) int {
+	if s.escaped {
+		name, ok := StringValue(key)
+		if !ok {
+			return memberOther
+		}
+		return s.memberNamed(name)
 	}
-	v, ok := StringValue(key)
-	return ok && v == want
+	// Compared in place: string(name) == x copies nothing.
+	switch name := key[1 : len(key)-1]; {
+	case string(name) == s.stampKey:
+		return memberStamp
+	case string(name) == "method":
+		return memberMethod
+	case string(name) == "id":
+		return memberID
+	}
+	return memberOther
+}
+
+// memberNamed says which member a decoded name names.
+func (s *scanner) memberNamed(name string) int {
+	switch name {
+	case s.stampKey:
+		return memberStamp
+	case "method":
+		return memberMethod
+	case "id":
+		return memberID
+	}
+	return memberOther
 }
 
 func (s *scanner) value() error {
@@ -451,16 +487,67 @@ func (s *scanner) number() error {
 	return nil
 }
 
-// str scans a string token starting at its opening quote.
+// Masks for testing the eight bytes of a 64-bit word at once.
+const (
+	ones    = 0x0101010101010101 // 0x01 in every byte
+	highs   = 0x8080808080808080 // the top bit of every byte
+	quotes  = '"' * ones
+	slashes = '\\' * ones
+)
+
+// special8 returns, for the eight bytes of w, a word with the top bit set
+// for every byte that a JSON string does not take as it is: '"', '\\',
+// a control character below 0x20, or a byte of 0x80 or more (UTF-8, checked
+// one byte at a time). It may also mark a byte above such a byte (a borrow
+// runs into it), but never marks a byte when there is none: the result is 0
+// exactly when all eight bytes are plain.
+func special8(w uint64) uint64 {
+	q, bs := w^quotes, w^slashes
+	return ((q-ones)&^q | (bs-ones)&^bs | (w-0x20*ones)&^w | w) & highs
+}
+
+// plainRun returns how many bytes at the start of b a string takes as they
+// are, looking at whole 8-byte words: it stops at the first byte special8
+// marks, or before the last len(b)%8 bytes when none is. Hex strings (script
+// hashes, transactions) and stamps are most of a request's bytes.
+func plainRun(b []byte) int {
+	i := 0
+	for ; i+16 <= len(b); i += 16 {
+		m0 := special8(binary.LittleEndian.Uint64(b[i:]))
+		m1 := special8(binary.LittleEndian.Uint64(b[i+8:]))
+		if m0|m1 != 0 {
+			if m0 != 0 {
+				return i + bits.TrailingZeros64(m0)/8
+			}
+			return i + 8 + bits.TrailingZeros64(m1)/8
+		}
+	}
+	if i+8 <= len(b) {
+		if m := special8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	return i
+}
+
+// str scans a string token starting at its opening quote, and sets
+// s.escaped if it has escapes.
 func (s *scanner) str() error {
 	s.i++ // '"'
+	s.escaped = false
 	for s.i < len(s.b) {
+		s.i += plainRun(s.b[s.i:])
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
 			s.i++
 			return nil
 		case c == '\\':
+			s.escaped = true
 			if s.i+1 >= len(s.b) {
 				return s.errf("unterminated escape")
 			}

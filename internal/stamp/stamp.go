@@ -1,6 +1,7 @@
 package stamp
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -60,7 +61,7 @@ func ParseKnown(text []byte, known string) (Stamp, error) {
 	var fields [5][]byte
 	rest := text
 	for i := range fields {
-		j := indexColon(rest)
+		j := bytes.IndexByte(rest, ':')
 		if j < 0 {
 			return s, fmt.Errorf("%w: want 6 fields separated by ':'", ErrMalformed)
 		}
@@ -78,14 +79,15 @@ func ParseKnown(text []byte, known string) (Stamp, error) {
 		return s, fmt.Errorf("%w: time must be decimal Unix seconds", ErrMalformed)
 	}
 	s.Time = int64(t)
-	if len(fields[3]) != 2*SaltSize || !isLowerHex(fields[3]) {
+	if len(fields[3]) != 2*SaltSize || !decodeLowerHex(s.Salt[:], fields[3]) {
 		return s, fmt.Errorf("%w: salt must be %d lowercase hex digits", ErrMalformed, 2*SaltSize)
 	}
-	hex.Decode(s.Salt[:], fields[3])
 	if s.Counter, err = parseDecimal(fields[4]); err != nil {
 		return s, fmt.Errorf("%w: counter must be a decimal from 0 to 2^64-1", ErrMalformed)
 	}
-	if err := ValidateResource(string(rest)); err != nil {
+	// Validate the bytes, not string(rest): converting would allocate on
+	// every call, since the error message keeps the name.
+	if err := validateResource(rest); err != nil {
 		return s, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if string(rest) == known {
@@ -114,13 +116,16 @@ func (s *Stamp) AppendText(dst []byte) []byte {
 func (s Stamp) String() string { return string(s.AppendText(nil)) }
 
 // ValidateResource reports whether name can be a stamp's resource.
-func ValidateResource(name string) error {
+func ValidateResource(name string) error { return validateResource(name) }
+
+// validateResource is ValidateResource for text held in a string or bytes.
+func validateResource[T string | []byte](name T) error {
 	if len(name) == 0 || len(name) > MaxResourceLen {
 		return fmt.Errorf("resource must be 1 to %d characters", MaxResourceLen)
 	}
 	for i := 0; i < len(name); i++ {
-		if !isResourceChar(name[i]) {
-			return fmt.Errorf("resource %q: character %q not allowed (use A-Z a-z 0-9 . - _ : [ ])", name, name[i])
+		if !resourceChars[name[i]] {
+			return fmt.Errorf("resource %q: character %q not allowed (use A-Z a-z 0-9 . - _ : [ ])", string(name), name[i])
 		}
 	}
 	return nil
@@ -147,10 +152,8 @@ func (s *Stamp) AppendPrefix(dst []byte, bodyHash *[32]byte) []byte {
 	dst = append(dst, bodyHash[:]...)
 	dst = append(dst, byte(len(s.Resource)))
 	dst = append(dst, s.Resource...)
-	for len(dst)-start < PrefixLen(len(s.Resource)) {
-		dst = append(dst, 0)
-	}
-	return dst
+	var zeros [63]byte // the padding is less than a block
+	return append(dst, zeros[:PrefixLen(len(s.Resource))-(len(dst)-start)]...)
 }
 
 // Digest returns the SHA-256 of the stamp's hashed input for a body with the
@@ -166,15 +169,6 @@ func (s *Stamp) Digest(bodyHash *[32]byte, scratch []byte) [32]byte {
 func Meets(digest *[32]byte, work uint64) bool {
 	hi, _ := bits.Mul64(binary.BigEndian.Uint64(digest[:8]), work)
 	return hi == 0
-}
-
-func indexColon(b []byte) int {
-	for i, c := range b {
-		if c == ':' {
-			return i
-		}
-	}
-	return -1
 }
 
 // parseDecimal parses an unsigned decimal without sign or leading zeros.
@@ -197,14 +191,37 @@ func parseDecimal(b []byte) (uint64, error) {
 	return v, nil
 }
 
-func isLowerHex(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
+// hexValue maps a lowercase hex digit to its value and every other byte
+// to 0xff.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return true
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
+	}
+	return t
+}()
+
+// decodeLowerHex decodes src, 2*len(dst) lowercase hex digits, into dst, and
+// reports whether every digit was one.
+func decodeLowerHex(dst, src []byte) bool {
+	var bad byte
+	for i := range dst {
+		hi, lo := hexValue[src[2*i]], hexValue[src[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo
+	}
+	return bad&0xf0 == 0
 }
+
+// resourceChars marks the bytes a resource name may hold.
+var resourceChars = func() (t [256]bool) {
+	for c := range t {
+		t[c] = isResourceChar(byte(c))
+	}
+	return t
+}()
 
 func isResourceChar(c byte) bool {
 	switch {

@@ -4,8 +4,10 @@
 package verify
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"strconv"
 	"time"
 
@@ -49,10 +51,11 @@ type Verifier struct {
 	observe func(stamp.Reason)
 	line    rpcline.Line
 	reply   []byte
-	body    []byte
 	scratch []byte
 	elems   []element
 	strikes int
+	hash    hash.Hash // SHA-256 of request bodies
+	sum     []byte    // room for hash's sum
 }
 
 // element is the verdict on one request of a line.
@@ -70,7 +73,13 @@ type element struct {
 // is called once per request with its verdict: "" for accepted, else the
 // reason it was refused.
 func (p *Policy) NewVerifier(observe func(stamp.Reason)) *Verifier {
-	return &Verifier{policy: p, observe: observe, scratch: make([]byte, 0, 512)}
+	return &Verifier{
+		policy:  p,
+		observe: observe,
+		scratch: make([]byte, 0, 512),
+		hash:    sha256.New(),
+		sum:     make([]byte, 0, sha256.Size),
+	}
 }
 
 func (v *Verifier) now() time.Time {
@@ -256,8 +265,7 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 	if e.reason != "" {
 		return e
 	}
-	v.body = rpcline.AppendObjectStripped(v.body[:0], line, o)
-	bodyHash := stamp.BodyHash(v.body)
+	bodyHash := v.bodyHash(line, o)
 	digest := st.Digest(&bodyHash, v.scratch)
 	if !stamp.Meets(&digest, st.Work) {
 		e.reason, e.detail = stamp.ReasonInsufficient, "digest does not prove the claimed work for this request"
@@ -267,6 +275,19 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 	copy(e.key[:], digest[16:])
 	e.expiry = st.Time + window + 1
 	return e
+}
+
+// bodyHash returns the hash of the body of object o of line, the object
+// without its one stamp member: the same as stamp.BodyHash of
+// rpcline.AppendObjectStripped, but it hashes the text on either side of the
+// member where it lies instead of copying it together first.
+func (v *Verifier) bodyHash(line []byte, o *rpcline.Object) (sum [32]byte) {
+	v.hash.Reset()
+	v.hash.Write(line[o.Start:o.CutStart])
+	v.hash.Write(line[o.CutEnd:o.End])
+	v.sum = v.hash.Sum(v.sum[:0])
+	copy(sum[:], v.sum)
+	return sum
 }
 
 // claim records an accepted request's stamp, or says why it cannot.
