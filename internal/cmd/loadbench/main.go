@@ -1,0 +1,573 @@
+// Command loadbench measures what the hashcash handler costs an Electrum
+// server behind Caddy, as three paths measured in one run:
+//
+//	(a) straight to the upstream
+//	(b) through caddy with caddy-l4's proxy handler only
+//	(c) through caddy with the hashcash handler, then proxy
+//
+// The upstream is an in-process, Electrum-shaped server that answers every
+// request line at once. For each number of connections (-conns), loadbench
+// opens that many connections to each path in turn and pipelines requests
+// on each, every request in its own write and at most -window unanswered
+// at a time:
+//
+//   - saturated runs (a, b, c) keep every window full, for the most
+//     requests per second each path sustains and its CPU time per request;
+//   - paced runs (b, c) offer the same -pace requests per second in all,
+//     spread over the connections, for the latency a request sees when the
+//     server is not overloaded.
+//
+// Each run has a -warmup, then -duration measured; every run is repeated
+// -rounds times, and the report (Markdown, on standard output) gives
+// medians, and the medians of the ratios and differences between (c) and
+// (b) run one after the other. Latency is from writing a request to reading
+// its answer.
+//
+// Requests follow the mix of a measured Electrum 4.3.4 wallet sync (mostly
+// scripthash.subscribe, transaction.get and get_merkle, with block.header,
+// estimatefee and the connect-time requests). The requests of (c) carry
+// stamps minted before the run starts, one per request, at -price work
+// (the cost of verifying a stamp does not depend on its work); (a) and (b)
+// send the same requests without stamps.
+//
+// By default caddy runs in this process (caddy.Load): CPU time and memory
+// are then those of the whole process, load generator and upstream
+// included, which are the same for every path, so the difference between
+// (c) and (b) is the handler's. With -caddy (default $CADDY_BIN), caddy runs
+// as a child process built with the module (make bin/caddy), and loadbench
+// also reports the child's own CPU time per request and resident memory.
+//
+// Usage:
+//
+//	loadbench [-conns 1,16,256] [-warmup 1s] [-duration 3s] [-rounds 3]
+//	          [-window 32] [-pace 5000] [-price 16] [-caddy bin/caddy]
+//	          [-out results.md] [-cpuprofile c.prof -profile-path c]
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// config is what a benchmark run measures.
+type config struct {
+	conns     []int
+	duration  time.Duration
+	warmup    time.Duration
+	window    int
+	batch     int
+	maxStamps int
+	price     uint64
+	caddyBin  string
+	capacity  int
+	rateGuess float64 // requests/s to size (c)'s stamps when (b) is not run
+	paths     string
+	pace      float64   // paced runs offer this many requests/s; 0: none
+	rounds    int       // times every measurement is made
+	profile   *profiler // if not nil, profiles one run
+}
+
+// profiler writes a CPU profile of the measuring phase of the first
+// saturated run of one path.
+type profiler struct {
+	w    io.Writer
+	path byte
+	done bool
+}
+
+func main() {
+	var (
+		cfg         config
+		conns       string
+		out         string
+		cpuProfile  string
+		profilePath string
+	)
+	flag.StringVar(&conns, "conns", "1,16,256", "numbers of connections to measure, comma-separated")
+	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "measuring time per path and number of connections")
+	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "time before measuring starts")
+	flag.IntVar(&cfg.window, "window", 32, "most unanswered requests per connection")
+	flag.IntVar(&cfg.batch, "batch", 1, "most requests per write: 1 writes each request on its own, as Electrum does")
+	flag.IntVar(&cfg.maxStamps, "max-stamps", 3_000_000, "most stamps to mint for one run of (c); a run that uses them up ends early")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the measuring phase of the first saturated run of -profile-path to this file")
+	flag.StringVar(&profilePath, "profile-path", "c", "the path -cpuprofile profiles: a, b or c")
+	flag.Float64Var(&cfg.pace, "pace", 5000, "after the saturated runs, run (b) and (c) paced at this many requests/s in all, for latency; 0: skip")
+	flag.Uint64Var(&cfg.price, "price", 16, "hashcash price (work of a request of cost 1.0) and work of the stamps")
+	flag.StringVar(&cfg.caddyBin, "caddy", os.Getenv("CADDY_BIN"), "run this caddy binary (built with the module) as a child process instead of in-process")
+	flag.IntVar(&cfg.capacity, "replay-capacity", 20_000_000, "the handler's replay_capacity: enough for every stamp of the run")
+	flag.Float64Var(&cfg.rateGuess, "rate-guess", 100_000, "requests/s of (c) to mint stamps for when (b) is not measured first")
+	flag.StringVar(&cfg.paths, "paths", "abc", "paths to measure: a (upstream), b (caddy proxy), c (caddy hashcash and proxy)")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "times to make every measurement; the report gives medians")
+	flag.StringVar(&out, "out", "", "also write the report to this file")
+	flag.Parse()
+	for f := range strings.SplitSeq(conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "loadbench: -conns: bad number %q\n", f)
+			os.Exit(2)
+		}
+		cfg.conns = append(cfg.conns, n)
+	}
+	if cfg.window < 1 || cfg.window > 1024 || cfg.batch < 1 || cfg.price < 1 || cfg.duration <= 0 || cfg.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "loadbench: -window must be 1 to 1024, -batch, -price and -rounds at least 1, -duration positive")
+		os.Exit(2)
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		if len(profilePath) != 1 || !strings.Contains("abc", profilePath) {
+			fmt.Fprintln(os.Stderr, "loadbench: -profile-path must be a, b or c")
+			os.Exit(2)
+		}
+		cfg.profile = &profiler{w: f, path: profilePath[0]}
+	}
+	report, err := benchmark(cfg, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
+	fmt.Print(report)
+	if out != "" {
+		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// Path names.
+var pathNames = map[byte]string{
+	'a': "(a) upstream",
+	'b': "(b) caddy: proxy",
+	'c': "(c) caddy: hashcash, proxy",
+}
+
+// measurement is the result of one path at one number of connections.
+type measurement struct {
+	round    int
+	conns    int
+	path     byte
+	offered  float64 // requests/s offered, or 0 for a saturated run
+	summary  summary
+	cpu      time.Duration // of this process and caddy's, while measuring
+	caddyCPU time.Duration // of the caddy child while measuring, or -1
+	rss      int64         // caddy's (child) or this process's, after the run
+}
+
+func (m *measurement) cpuPerRequest() float64 {
+	return micros(m.cpu) / float64(m.summary.requests)
+}
+
+// The resources stamps are minted for: of the server for saturated runs,
+// and of the one for paced runs.
+const (
+	resource      = "loadbench.example:50002"
+	pacedResource = "paced.loadbench.example:50002"
+)
+
+// The window and max_skew of the server for saturated runs. Stamps are
+// minted for the second they are planned to be sent in, and a short window
+// lets the replay store forget them a few seconds after use, so that it
+// reaches the size it keeps at the run's rate (rate × about 3 s) within the
+// warm-up instead of growing through every run: at the default window of
+// 5 minutes, a store taking 100,000 stamps a second would grow to 30
+// million. Verifying a stamp costs the same whatever the window. The
+// server for paced runs has the defaults.
+const (
+	stampWindow = 2 * time.Second
+	stampSkew   = time.Minute
+)
+
+// benchmark runs every measurement of cfg, logging progress to log, and
+// returns the report.
+func benchmark(cfg config, log io.Writer) (string, error) {
+	methods := mix()
+	pick := newPicker(methods)
+	up, err := newUpstream(methods)
+	if err != nil {
+		return "", err
+	}
+	defer up.close()
+	plainAddr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	hashAddr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	pacedAddr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	machineLine := machine()
+	srv, err := startCaddy(cfg.caddyBin, caddyConfig(plainAddr, hashAddr, pacedAddr, up.addr(), cfg.price, cfg.capacity))
+	if err != nil {
+		return "", err
+	}
+	defer srv.stop()
+	fmt.Fprintf(log, "loadbench: %s\nloadbench: caddy %s\n", machineLine, srv.describe())
+	mintSpeed, err := mintRate(cfg.price, pick)
+	if err != nil {
+		return "", err
+	}
+
+	var results []measurement
+	record := func(m measurement) {
+		results = append(results, m)
+		mode := "saturated"
+		if m.offered > 0 {
+			mode = fmt.Sprintf("paced %.0f/s", m.offered)
+		}
+		caddyCPU := ""
+		if m.caddyCPU >= 0 {
+			caddyCPU = fmt.Sprintf(" (caddy %.1f)", micros(m.caddyCPU)/float64(m.summary.requests))
+		}
+		fmt.Fprintf(log, "loadbench: round %d %3d conns %-26s %-12s %7.0f req/s  p50 %6.0f µs  p99 %6.0f µs  %5.1f%s µs CPU/req  refused %d  load %s\n",
+			m.round, m.conns, pathNames[m.path], mode, m.summary.rate(), micros(m.summary.p50), micros(m.summary.p99),
+			m.cpuPerRequest(), caddyCPU, m.summary.errors, loadAverage())
+	}
+	// stamped mints pools for path (c): line i of connection conn is
+	// minted for offset(conn) + i*interval after a planned start. The
+	// start is planned after minting should have finished, and the run
+	// starts when minting has finished: stamps go out early (which
+	// max_skew allows) rather than late (which the window allows, less).
+	stamped := func(res string, n, perConn int, offset func(conn int) time.Duration, interval time.Duration) ([]*pool, error) {
+		total := n * perConn
+		planned := time.Now().Add(time.Duration(float64(total)/mintSpeed*2*float64(time.Second)) + time.Second)
+		mt := &minter{resource: res, work: cfg.price, when: func(conn, i int) int64 {
+			return planned.Add(offset(conn) + time.Duration(i)*interval).Unix()
+		}}
+		pools, err := buildPools(n, perConn, mt, pick, uint64(time.Now().UnixNano()))
+		if err != nil {
+			return nil, err
+		}
+		if late := time.Since(planned); late > 0 {
+			return nil, fmt.Errorf("minting %d stamps took %s longer than planned", total, late)
+		}
+		return pools, nil
+	}
+	runSecs := (cfg.warmup + cfg.duration).Seconds()
+	noOffset := func(int) time.Duration { return 0 }
+	plainPools := map[int][]*pool{}
+	for _, n := range cfg.conns {
+		if plainPools[n], err = buildPools(n, 4096, nil, pick, uint64(n)); err != nil {
+			return "", err
+		}
+	}
+	for round := 1; round <= cfg.rounds; round++ {
+		for _, n := range cfg.conns {
+			rateB := cfg.rateGuess
+			for _, path := range []byte(cfg.paths) {
+				var (
+					addr   string
+					pools  = plainPools[n]
+					cyclic = true
+				)
+				switch path {
+				case 'a':
+					addr = up.addr()
+				case 'b':
+					addr = plainAddr
+				case 'c':
+					// Planned for 75% of (b)'s rate, so that stamps go
+					// out early rather than late.
+					perConn := min(int(rateB*1.3*runSecs), cfg.maxStamps)/n + 2*cfg.window
+					interval := time.Duration(float64(n) / (0.75 * rateB) * float64(time.Second))
+					addr, cyclic = hashAddr, false
+					if pools, err = stamped(resource, n, perConn, noOffset, interval); err != nil {
+						return "", err
+					}
+				default:
+					return "", fmt.Errorf("-paths: unknown path %q", path)
+				}
+				m, err := measure(path, addr, pools, cyclic, 0, cfg, n, srv)
+				if err != nil {
+					return "", fmt.Errorf("%d connections, %s: %w", n, pathNames[path], err)
+				}
+				m.path, m.round = path, round
+				if path == 'b' {
+					rateB = m.summary.rate()
+				}
+				record(m)
+			}
+			if cfg.pace <= 0 || !strings.Contains(cfg.paths, "b") || !strings.Contains(cfg.paths, "c") {
+				continue
+			}
+			// Paced: the same offered rate through (b) and (c).
+			interval := time.Duration(float64(n) / cfg.pace * float64(time.Second))
+			offset := func(conn int) time.Duration { return interval * time.Duration(conn) / time.Duration(n) }
+			perConn := int(cfg.pace*runSecs)/n + 2*cfg.window
+			for _, path := range []byte("bc") {
+				addr, pools, cyclic := plainAddr, plainPools[n], true
+				if path == 'c' {
+					addr, cyclic = pacedAddr, false
+					if pools, err = stamped(pacedResource, n, perConn, offset, interval); err != nil {
+						return "", err
+					}
+				}
+				m, err := measure(path, addr, pools, cyclic, interval, cfg, n, srv)
+				if err != nil {
+					return "", fmt.Errorf("%d connections, %s, paced: %w", n, pathNames[path], err)
+				}
+				m.path, m.offered, m.round = path, cfg.pace, round
+				record(m)
+			}
+		}
+	}
+	return formatReport(cfg, machineLine, srv.describe(), results), nil
+}
+
+// measure runs one path at n connections: a warm-up, then the measuring
+// phase. If interval is positive, each connection sends a request every
+// interval, staggered; otherwise as fast as its window allows.
+func measure(path byte, addr string, pools []*pool, cyclic bool, interval time.Duration, cfg config, n int, srv caddyServer) (measurement, error) {
+	m := measurement{conns: n, caddyCPU: -1}
+	runtime.GC()
+	debug.FreeOSMemory()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			return m, err
+		}
+		conns[i] = c
+	}
+	r := &run{window: cfg.window, batch: cfg.batch, interval: interval, base: time.Now(),
+		stop: make(chan struct{}), exhausted: make(chan struct{})}
+	results := make([]*connResult, n)
+	var wg sync.WaitGroup
+	for i := range conns {
+		offset := interval * time.Duration(i) / time.Duration(n)
+		wg.Go(func() { results[i] = drive(conns[i], pools[i], cyclic, offset, r) })
+	}
+	finish := func() {
+		close(r.stop)
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	select {
+	case <-time.After(cfg.warmup):
+	case <-r.exhausted:
+		finish()
+		return m, errors.New("ran out of stamped requests during the warm-up: raise -rate-guess")
+	}
+	if p := cfg.profile; p != nil && !p.done && p.path == path && interval == 0 {
+		if err := pprof.StartCPUProfile(p.w); err != nil {
+			finish()
+			return m, err
+		}
+		p.done = true
+		defer pprof.StopCPUProfile()
+	}
+	self0, child0 := selfCPU(), srv.cpu()
+	t0 := time.Now()
+	r.phase.Store(phaseMeasure)
+	select {
+	case <-time.After(cfg.duration):
+	case <-r.exhausted:
+	}
+	r.phase.Store(phaseDone)
+	elapsed := time.Since(t0)
+	self1, child1 := selfCPU(), srv.cpu()
+	finish()
+	m.cpu = self1 - self0
+	if child0 >= 0 && child1 >= 0 {
+		m.caddyCPU = child1 - child0
+		m.cpu += m.caddyCPU
+	}
+	m.rss = srv.rss()
+	s, err := summarize(results, elapsed)
+	m.summary = s
+	return m, err
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// formatReport writes the measurements as Markdown tables: for every
+// number of connections and path, the medians over the rounds, and the
+// medians over the rounds of the ratios and differences between (c) and (b)
+// measured one after the other.
+func formatReport(cfg config, machineLine, caddyLine string, results []measurement) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Machine: %s\n\n", machineLine)
+	fmt.Fprintf(&b, "Caddy: %s. Each run: %s warm-up, then %s measured; at most %d requests in flight per connection, "+
+		"each request in its own write; hashcash price %d with stamps minted before the run; saturated runs with window %s "+
+		"and max_skew %s, paced runs with the defaults. Medians of %d rounds.\n\n",
+		caddyLine, cfg.warmup, cfg.duration, cfg.window, cfg.price, stampWindow, stampSkew, cfg.rounds)
+	runs := func(n int, path byte, paced bool) []*measurement {
+		var ms []*measurement
+		for i := range results {
+			if m := &results[i]; m.conns == n && m.path == path && (m.offered > 0) == paced {
+				ms = append(ms, m)
+			}
+		}
+		return ms
+	}
+	med := func(ms []*measurement, f func(*measurement) float64) float64 {
+		xs := make([]float64, len(ms))
+		for i, m := range ms {
+			xs[i] = f(m)
+		}
+		return median(xs)
+	}
+	rate := func(m *measurement) float64 { return m.summary.rate() }
+	p50 := func(m *measurement) float64 { return micros(m.summary.p50) }
+	p99 := func(m *measurement) float64 { return micros(m.summary.p99) }
+	cpu := func(m *measurement) float64 { return m.cpuPerRequest() }
+	caddyCPU := func(m *measurement) float64 { return micros(m.caddyCPU) / float64(m.summary.requests) }
+	rss := func(m *measurement) float64 { return float64(m.rss) / (1 << 20) }
+	child := len(results) > 0 && results[0].caddyCPU >= 0
+	caddyCol := func(ms []*measurement) string {
+		if !child {
+			return "–"
+		}
+		return fmt.Sprintf("%.1f", med(ms, caddyCPU))
+	}
+	refused := func(ms []*measurement) int {
+		n := 0
+		for _, m := range ms {
+			n += m.summary.errors
+		}
+		return n
+	}
+	// pairs returns f of the (b) and (c) runs of each round.
+	pairs := func(n int, paced bool, f func(bm, cm *measurement) float64) (float64, bool) {
+		bs, cs := runs(n, 'b', paced), runs(n, 'c', paced)
+		var xs []float64
+		for _, bm := range bs {
+			for _, cm := range cs {
+				if bm.round == cm.round {
+					xs = append(xs, f(bm, cm))
+				}
+			}
+		}
+		return median(xs), len(xs) > 0
+	}
+	table := func(paced bool) {
+		if paced {
+			b.WriteString("| conns | path | offered req/s | req/s | p50 µs | p99 µs | CPU µs/req | caddy CPU µs/req | RSS MiB | refused |\n")
+			b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		} else {
+			b.WriteString("| conns | path | req/s | p50 µs | p99 µs | CPU µs/req | caddy CPU µs/req | RSS MiB | refused |\n")
+			b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		}
+		for _, n := range cfg.conns {
+			for _, path := range []byte("abc") {
+				ms := runs(n, path, paced)
+				if len(ms) == 0 {
+					continue
+				}
+				fmt.Fprintf(&b, "| %d | %s | ", n, pathNames[path])
+				if paced {
+					fmt.Fprintf(&b, "%.0f | ", cfg.pace)
+				}
+				fmt.Fprintf(&b, "%.0f | %.0f | %.0f | %.1f | %s | %.0f | %d |\n",
+					med(ms, rate), med(ms, p50), med(ms, p99), med(ms, cpu), caddyCol(ms), med(ms, rss), refused(ms))
+			}
+		}
+	}
+
+	b.WriteString("Saturated: every connection keeps its window full.\n\n")
+	table(false)
+	b.WriteString("\n| conns | req/s (c)/(b) | CPU/req (c)−(b) µs | caddy CPU/req (c)−(b) µs | req/s (b)/(a) | goal (c) ≥ 0.9×(b) |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---|\n")
+	for _, n := range cfg.conns {
+		ratio, ok := pairs(n, false, func(bm, cm *measurement) float64 { return rate(cm) / rate(bm) })
+		if !ok {
+			continue
+		}
+		dcpu, _ := pairs(n, false, func(bm, cm *measurement) float64 { return cpu(cm) - cpu(bm) })
+		dcaddy := "–"
+		if child {
+			d, _ := pairs(n, false, func(bm, cm *measurement) float64 { return caddyCPU(cm) - caddyCPU(bm) })
+			dcaddy = fmt.Sprintf("%+.1f", d)
+		}
+		ba := "–"
+		if as, bs := runs(n, 'a', false), runs(n, 'b', false); len(as) > 0 {
+			ba = fmt.Sprintf("%.2f", med(bs, rate)/med(as, rate))
+		}
+		fmt.Fprintf(&b, "| %d | %.2f | %+.1f | %s | %s | %s |\n", n, ratio, dcpu, dcaddy, ba, verdict(ratio >= 0.9))
+	}
+
+	if cfg.pace > 0 {
+		fmt.Fprintf(&b, "\nPaced: (b) and (c) offered %.0f requests/s in all, spread evenly over the connections.\n\n", cfg.pace)
+		table(true)
+		b.WriteString("\n| conns | p50 (c)−(b) µs | p99 (c)−(b) µs | CPU/req (c)−(b) µs | caddy CPU/req (c)−(b) µs | goal p99 within 100 µs |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---|\n")
+		for _, n := range cfg.conns {
+			d99, ok := pairs(n, true, func(bm, cm *measurement) float64 { return p99(cm) - p99(bm) })
+			if !ok {
+				continue
+			}
+			d50, _ := pairs(n, true, func(bm, cm *measurement) float64 { return p50(cm) - p50(bm) })
+			dcpu, _ := pairs(n, true, func(bm, cm *measurement) float64 { return cpu(cm) - cpu(bm) })
+			dcaddy := "–"
+			if child {
+				d, _ := pairs(n, true, func(bm, cm *measurement) float64 { return caddyCPU(cm) - caddyCPU(bm) })
+				dcaddy = fmt.Sprintf("%+.1f", d)
+			}
+			fmt.Fprintf(&b, "| %d | %+.0f | %+.0f | %+.1f | %s | %s |\n", n, d50, d99, dcpu, dcaddy, verdict(d99 <= 100))
+		}
+	}
+	for _, m := range results {
+		if m.summary.errors > 0 {
+			fmt.Fprintf(&b, "\nFirst refusal (%d conns, %s): %s", m.conns, pathNames[m.path], m.summary.firstError)
+			break
+		}
+	}
+	return b.String()
+}
+
+// median returns the median of xs (the mean of the middle two for an even
+// count), or 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func verdict(met bool) string {
+	if met {
+		return "met"
+	}
+	return "missed"
+}
