@@ -47,5 +47,15 @@ e2e: bin/caddy bin/clientproxy
 demo: bin/caddy bin/clientproxy
 	$(GO) run ./internal/cmd/demo -caddy bin/caddy -clientproxy bin/clientproxy
 
+# Benchmarks, about 5 minutes on 2 cores: micro-benchmarks, then loadbench
+# (upstream, caddy proxy, caddy hashcash+proxy side by side, caddy as a child
+# process built from this tree). The report is also written to bin/loadbench.md.
+bench: bin/caddy
+	$(GO) test -run '^$$' -bench 'Check' -benchmem ./internal/verify
+	$(GO) test -run '^$$' -bench 'MintVerify' -benchtime 400x ./internal/verify
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 ./internal/replay
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/rpcline ./internal/stamp ./internal/client
+	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -out bin/loadbench.md
+
 clean:
 	rm -rf bin
