@@ -171,3 +171,41 @@ func AddressScript(addr string) ([]byte, error) {
 	}
 	return segwitScript(v, prog), nil
 }
+
+// SegwitAddress encodes a segwit program as an address for hrp: version 0
+// with bech32 (BIP173), versions 1 to 16 with bech32m (BIP350).
+func SegwitAddress(hrp string, version int, program []byte) (string, error) {
+	if version < 0 || version > 16 || len(program) < 2 || len(program) > 40 {
+		return "", fmt.Errorf("segwit address: version %d with a %d-byte program", version, len(program))
+	}
+	data := []byte{byte(version)}
+	acc, nbits := 0, 0
+	for _, b := range program {
+		acc = acc<<8 | int(b)
+		nbits += 8
+		for nbits >= 5 {
+			nbits -= 5
+			data = append(data, byte(acc>>nbits)&31)
+		}
+	}
+	if nbits > 0 {
+		data = append(data, byte(acc<<(5-nbits))&31)
+	}
+	values := append(bech32HRPExpand(hrp), data...)
+	values = append(values, 0, 0, 0, 0, 0, 0)
+	c := uint32(bech32Const)
+	if version > 0 {
+		c = bech32mConst
+	}
+	mod := bech32Polymod(values) ^ c
+	var s strings.Builder
+	s.WriteString(hrp)
+	s.WriteByte('1')
+	for _, d := range data {
+		s.WriteByte(bech32Charset[d])
+	}
+	for i := range 6 {
+		s.WriteByte(bech32Charset[(mod>>(5*(5-i)))&31])
+	}
+	return s.String(), nil
+}

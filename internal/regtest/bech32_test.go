@@ -81,3 +81,19 @@ func TestScriptHashIsReversedSHA256(t *testing.T) {
 		t.Fatalf("ScriptHash(empty) = %s, want %s", got, want)
 	}
 }
+
+func TestSegwitAddressEncodesBIP173Vector(t *testing.T) {
+	program, _ := hex.DecodeString("751e76e8199196d454941c45d1b3a323f1433bd6")
+	got, err := SegwitAddress("bc", 0, program)
+	if err != nil || got != "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4" {
+		t.Fatalf("SegwitAddress = %q, %v", got, err)
+	}
+	addr, err := SegwitAddress(RegtestHRP, 0, program)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := AddressScript(addr)
+	if err != nil || hex.EncodeToString(script) != "0014751e76e8199196d454941c45d1b3a323f1433bd6" {
+		t.Fatalf("round trip through %s: %x, %v", addr, script, err)
+	}
+}

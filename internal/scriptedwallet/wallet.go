@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/regtest"
 )
 
 // Wallet is a watch-only set of P2WPKH addresses.
@@ -65,7 +68,7 @@ func NewAddress(hrp string, keyHash []byte) (Address, error) {
 	if len(keyHash) != 20 {
 		return Address{}, errors.New("P2WPKH needs a 20-byte key hash")
 	}
-	addr, err := SegwitAddress(hrp, 0, keyHash)
+	addr, err := regtest.SegwitAddress(hrp, 0, keyHash)
 	if err != nil {
 		return Address{}, err
 	}
@@ -323,7 +326,7 @@ func (w *Wallet) Sync(ctx context.Context, c *Client) (*SyncReport, error) {
 }
 
 func jsonResult(call *Call, v any) error {
-	if err := jsonUnmarshal(call.Result, v); err != nil {
+	if err := json.Unmarshal(call.Result, v); err != nil {
 		return fmt.Errorf("%s: result %.200s: %v", call.Method, call.Result, err)
 	}
 	return nil
