@@ -57,19 +57,7 @@ func TestSyncAgainstRegtest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := Dial(ctx, ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := serveAndDial(t, srv)
 	rep, err := w.Sync(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -122,19 +110,7 @@ func TestConnectSequence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := Dial(ctx, ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := serveAndDial(t, srv)
 	if _, err := w.Sync(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -157,4 +133,24 @@ func TestConnectSequence(t *testing.T) {
 		methods["blockchain.transaction.get"] != 1 || methods["blockchain.transaction.get_merkle"] != 1 || len(got) != 48 {
 		t.Fatalf("sync requests %v (%d in all); Electrum 4.3.4 sent 31 subscribe, 1 each of get_history, transaction.get, get_merkle, 48 in all", methods, len(got))
 	}
+}
+
+// serveAndDial serves srv on a loopback port and connects a Client to it;
+// everything is closed, and ctx cancelled, when the test ends.
+func serveAndDial(t *testing.T, srv *regtest.Server) (context.Context, *Client) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := Dial(ctx, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, c
 }
