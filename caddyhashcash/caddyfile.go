@@ -21,6 +21,12 @@ import (
 //		max_line_bytes  <int>
 //		max_rejections  <int>
 //		replay_capacity <int>
+//		read_timeout    <duration>
+//		idle_timeout    <duration>
+//		write_timeout   <duration>
+//		max_conns_per_prefix <int>
+//		ipv4_prefix     <bits>
+//		ipv6_prefix     <bits>
 //	}
 //
 // <work> is a number of expected SHA-256 attempts: 131072, 128k, 1.5M,
@@ -76,7 +82,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("duplicate %s option '%s %s'", wrapper, optionName, method)
 			}
 			h.MethodPrices[method] = w
-		case "window", "max_skew":
+		case "window", "max_skew", "read_timeout", "idle_timeout", "write_timeout":
 			if d.CountRemainingArgs() != 1 {
 				return d.ArgErr()
 			}
@@ -85,12 +91,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("parsing %s option '%s' duration: %v", wrapper, optionName, err)
 			}
-			if optionName == "window" {
-				h.Window = caddy.Duration(dur)
-			} else {
-				h.MaxSkew = caddy.Duration(dur)
-			}
-		case "max_line_bytes", "max_rejections", "replay_capacity":
+			*map[string]*caddy.Duration{
+				"window":        &h.Window,
+				"max_skew":      &h.MaxSkew,
+				"read_timeout":  &h.ReadTimeout,
+				"idle_timeout":  &h.IdleTimeout,
+				"write_timeout": &h.WriteTimeout,
+			}[optionName] = caddy.Duration(dur)
+		case "max_line_bytes", "max_rejections", "replay_capacity",
+			"max_conns_per_prefix", "ipv4_prefix", "ipv6_prefix":
 			if d.CountRemainingArgs() != 1 {
 				return d.ArgErr()
 			}
@@ -99,14 +108,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("parsing %s option '%s': %v", wrapper, optionName, err)
 			}
-			switch optionName {
-			case "max_line_bytes":
-				h.MaxLineBytes = val
-			case "max_rejections":
-				h.MaxRejections = val
-			default:
-				h.ReplayCapacity = val
-			}
+			*map[string]*int{
+				"max_line_bytes":       &h.MaxLineBytes,
+				"max_rejections":       &h.MaxRejections,
+				"replay_capacity":      &h.ReplayCapacity,
+				"max_conns_per_prefix": &h.MaxConnsPerPrefix,
+				"ipv4_prefix":          &h.IPv4Prefix,
+				"ipv6_prefix":          &h.IPv6Prefix,
+			}[optionName] = val
 		default:
 			return d.Errf("unrecognized %s option '%s'", wrapper, optionName)
 		}

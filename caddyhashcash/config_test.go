@@ -33,6 +33,8 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{hashcashHandler(`"replay_capacity":-1`), "option replay_capacity"},
 		{hashcashHandler(`"method_prices":{"":5}`), "option method_prices"},
 		{hashcashHandler(`"price":"lots"`), "work \"lots\""},
+		{hashcashHandler(`"ipv4_prefix":33`), "option ipv4_prefix"},
+		{hashcashHandler(`"ipv6_prefix":-48`), "option ipv6_prefix"},
 	} {
 		addr := caddytest.FreeAddr(t, "127.0.0.1")
 		err := caddy.Load([]byte(caddytest.Layer4Config(addr, []string{tc.handler, caddytest.ProxyHandler(up)}, "")), true)
@@ -70,6 +72,12 @@ func TestCaddyfileSyntax(t *testing.T) {
 					max_line_bytes 5000
 					max_rejections -1
 					replay_capacity 1000
+					read_timeout 5s
+					idle_timeout 2m
+					write_timeout -1s
+					max_conns_per_prefix 8
+					ipv4_prefix 32
+					ipv6_prefix 64
 				}
 				proxy 127.0.0.1:2
 			}
@@ -83,6 +91,8 @@ func TestCaddyfileSyntax(t *testing.T) {
 		`"handler":"hashcash"`, `"resource":"example.org:1"`, `"price":131072`,
 		`"method_prices":{"server.add_peer":1073741824,"server.ping":0}`, `"window":120000000000`,
 		`"max_skew":10000000000`, `"max_line_bytes":5000`, `"max_rejections":-1`, `"replay_capacity":1000`,
+		`"read_timeout":5000000000`, `"idle_timeout":120000000000`, `"write_timeout":-1000000000`,
+		`"max_conns_per_prefix":8`, `"ipv4_prefix":32`, `"ipv6_prefix":64`,
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("adapted config lacks %s:\n%s", want, cfg)
@@ -96,6 +106,8 @@ func TestCaddyfileSyntax(t *testing.T) {
 		"hashcash a:1 {\n method_price x 1\n method_price x 2\n }",
 		"hashcash a:1 {\n allowlist 10.0.0.0/8\n }",
 		"hashcash a:1 {\n max_rejections many\n }",
+		"hashcash a:1 {\n read_timeout soon\n }",
+		"hashcash a:1 {\n ipv4_prefix 24 25\n }",
 	} {
 		_, err := adaptCaddyfile(t, "{\n layer4 {\n 127.0.0.1:1 {\n route {\n "+bad+"\n proxy 127.0.0.1:2\n }\n }\n }\n}")
 		if err == nil {

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
@@ -22,8 +25,13 @@ const readChunk = 8 << 10
 // middle of a response; a client that makes more is disconnected.
 const maxPendingReplies = 1 << 20
 
-// errTooManyRejections ends a connection that sent too many refused requests.
-var errTooManyRejections = errors.New("hashcash: too many refused requests")
+// Errors that end a connection's request stream.
+var (
+	errTooManyRejections = errors.New("hashcash: too many refused requests")
+	errReadTimeout       = errors.New("hashcash: request line not completed within read_timeout")
+	errIdleTimeout       = errors.New("hashcash: nothing received within idle_timeout")
+	errInternal          = errors.New("hashcash: internal error while verifying")
+)
 
 // filterConn sits between the client and the next handler. Its Read returns
 // only accepted request lines, stamps removed; refused lines are answered
@@ -46,6 +54,8 @@ type filterConn struct {
 	out        []byte // accepted bytes not yet returned by Read
 	outPos     int
 	readErr    error
+	lineSince  time.Time // when the first byte of the unfinished line came
+	deadline   time.Time // the read deadline set on the client connection
 
 	// Write side, shared by Read (error lines) and Write (server bytes).
 	wmu     sync.Mutex
@@ -76,35 +86,108 @@ func newFilterConn(cx *layer4.Connection, h *Handler) (*filterConn, error) {
 // Read returns accepted request lines, stamps removed, each with its line
 // feed.
 func (c *filterConn) Read(p []byte) (int, error) {
+	if c.outPos == len(c.out) {
+		if err := c.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, c.out[c.outPos:])
+	c.outPos += n
+	return n, nil
+}
+
+// awaitFirstRequest reads until the client has sent an accepted request,
+// answering refused lines meanwhile, and reports whether it did; false
+// means the connection has ended (closed by the client, timed out or over
+// max_rejections).
+func (c *filterConn) awaitFirstRequest() bool {
+	return c.fill() == nil
+}
+
+// fill reads and filters client bytes until there are accepted bytes to
+// return or the request stream has ended.
+func (c *filterConn) fill() error {
+	c.out, c.outPos = c.out[:0], 0
+	if cap(c.out) > 4*readChunk {
+		c.out = nil
+	}
 	for {
-		if c.outPos < len(c.out) {
-			n := copy(p, c.out[c.outPos:])
-			c.outPos += n
-			return n, nil
-		}
-		c.out, c.outPos = c.out[:0], 0
-		if cap(c.out) > 4*readChunk {
-			c.out = nil
-		}
 		if c.readErr != nil {
-			return 0, c.readErr
+			return c.readErr
 		}
 		if len(c.in) > c.start {
 			// Lines taken over from a matcher's prefetch, or left over.
 			c.process()
-			if len(c.out) > 0 || c.readErr != nil {
+			c.markPartialLine()
+			if len(c.out) > 0 {
+				return nil
+			}
+			if c.readErr != nil {
 				continue
 			}
 		}
 		c.compact()
+		c.setReadDeadline()
 		n, err := c.Conn.Read(c.in[len(c.in):cap(c.in)])
 		c.in = c.in[:len(c.in)+n]
 		c.process()
+		c.markPartialLine()
 		if err != nil && c.readErr == nil {
-			c.finish()
-			c.readErr = err
+			c.endOfInput(err)
+		}
+		if len(c.out) > 0 {
+			return nil
 		}
 	}
+}
+
+// markPartialLine notes when an unfinished line began, for read_timeout.
+func (c *filterConn) markPartialLine() {
+	if c.lineSince.IsZero() && (len(c.in) > c.start || c.discarding) {
+		c.lineSince = time.Now()
+	}
+}
+
+// setReadDeadline bounds the next read: by read_timeout from the first byte
+// of an unfinished line, and by idle_timeout from now.
+func (c *filterConn) setReadDeadline() {
+	var d time.Time
+	if idle := time.Duration(c.h.IdleTimeout); idle > 0 {
+		d = time.Now().Add(idle)
+	}
+	if rt := time.Duration(c.h.ReadTimeout); rt > 0 && !c.lineSince.IsZero() {
+		if line := c.lineSince.Add(rt); d.IsZero() || line.Before(d) {
+			d = line
+		}
+	}
+	if d.Equal(c.deadline) {
+		return
+	}
+	c.deadline = d
+	_ = c.Conn.SetReadDeadline(d)
+}
+
+// endOfInput handles the end of the client's byte stream: the client closed
+// it (its last line may lack a line feed), or a read failed or timed out.
+func (c *filterConn) endOfInput(err error) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.finish()
+		c.readErr = err
+		return
+	}
+	remote := zap.String("remote", c.RemoteAddr().String())
+	if !c.lineSince.IsZero() && time.Duration(c.h.ReadTimeout) > 0 &&
+		!time.Now().Before(c.lineSince.Add(time.Duration(c.h.ReadTimeout))) {
+		c.h.metrics.closedFor(closedReadTimeout).Inc()
+		c.logger.Info("closing connection: request line not completed within read_timeout",
+			remote, zap.Int("partial_bytes", len(c.in)-c.start), zap.Duration("read_timeout", time.Duration(c.h.ReadTimeout)))
+		c.refuseAndClose(stamp.ReasonReadTimeout, "a request line must arrive whole within "+time.Duration(c.h.ReadTimeout).String())
+		c.readErr = errReadTimeout
+		return
+	}
+	c.h.metrics.closedFor(closedIdleTimeout).Inc()
+	c.logger.Debug("closing idle connection", remote, zap.Duration("idle_timeout", time.Duration(c.h.IdleTimeout)))
+	c.readErr = errIdleTimeout
 }
 
 // compact moves the unprocessed bytes to the front of the input buffer and
@@ -146,6 +229,7 @@ func (c *filterConn) process() {
 		end := c.scanned + i
 		line := c.in[c.start:end]
 		c.start, c.scanned = end+1, end+1
+		c.lineSince = time.Time{}
 		switch {
 		case c.discarding:
 			c.discarding = false
@@ -171,7 +255,21 @@ func (c *filterConn) finish() {
 	c.checkLine(line, false)
 }
 
+// checkLine verifies one line and appends what to forward to c.out, or
+// answers the client. It fails closed: if verification panics, the line is
+// refused, nothing of it is forwarded and the connection is closed.
 func (c *filterConn) checkLine(line []byte, lineFeed bool) {
+	mark := len(c.out)
+	defer func() {
+		if p := recover(); p != nil {
+			c.out = c.out[:mark]
+			c.h.metrics.closedFor(closedInternal).Inc()
+			c.logger.Error("internal error while verifying a request; refused it and closed the connection",
+				zap.String("remote", c.RemoteAddr().String()), zap.Any("panic", p), zap.Stack("stack"))
+			c.refuseAndClose(stamp.ReasonInternal, "")
+			c.readErr = errInternal
+		}
+	}()
 	fwd, reply := c.verifier.Check(c.out, line)
 	if reply != nil {
 		c.refuse(reply)
@@ -181,6 +279,21 @@ func (c *filterConn) checkLine(line []byte, lineFeed bool) {
 	if lineFeed {
 		c.out = append(c.out, '\n')
 	}
+}
+
+// refuseAndClose answers the client with a connection-level error (id
+// null) before the connection is closed.
+func (c *filterConn) refuseAndClose(r stamp.Reason, detail string) {
+	if err := c.writeReply(c.h.policy.ConnectionError(r, detail)); err != nil {
+		c.logger.Debug("could not send the closing error", zap.Error(err))
+	}
+}
+
+// refuseConnection answers a client whose network is over the connection
+// limit; the caller then closes the connection.
+func (c *filterConn) refuseConnection(prefix netip.Prefix, open int) {
+	c.refuseAndClose(stamp.ReasonConnectionLimit,
+		fmt.Sprintf("%d connections are open from %s, the most allowed", open, prefix))
 }
 
 func (c *filterConn) refuseTooLarge() {
@@ -197,7 +310,7 @@ func (c *filterConn) refuse(reply []byte) {
 		return
 	}
 	if strikes := c.verifier.Strikes(); c.h.MaxRejections > 0 && strikes >= c.h.MaxRejections {
-		c.h.metrics.closed.Inc()
+		c.h.metrics.closedFor(closedRejections).Inc()
 		c.logger.Info("closing connection after too many refused requests",
 			zap.String("remote", c.RemoteAddr().String()),
 			zap.Int("refused", strikes))
@@ -227,6 +340,7 @@ func (c *filterConn) flushLocked() error {
 	if len(c.pending) == 0 {
 		return nil
 	}
+	c.setWriteDeadlineLocked()
 	_, err := c.Conn.Write(c.pending)
 	c.pending = c.pending[:0]
 	if err != nil {
@@ -240,6 +354,7 @@ func (c *filterConn) flushLocked() error {
 func (c *filterConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.setWriteDeadlineLocked()
 	written := 0
 	if len(c.pending) > 0 && len(p) > 0 {
 		if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
@@ -267,6 +382,14 @@ func (c *filterConn) Write(p []byte) (int, error) {
 		err = c.flushLocked()
 	}
 	return written, err
+}
+
+// setWriteDeadlineLocked bounds the next write to the client by
+// write_timeout; c.wmu must be held.
+func (c *filterConn) setWriteDeadlineLocked() {
+	if wt := time.Duration(c.h.WriteTimeout); wt > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(wt))
+	}
 }
 
 // closeWriter is a connection whose sending half can be shut down alone.

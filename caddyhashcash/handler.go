@@ -15,6 +15,7 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 
+	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
@@ -31,6 +32,10 @@ const (
 	DefaultMaxLineBytes   = 1_000_000
 	DefaultMaxRejections  = 20
 	DefaultReplayCapacity = 1_000_000
+	DefaultReadTimeout    = 30 * time.Second
+	DefaultIdleTimeout    = 10 * time.Minute
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultMaxConnsPerNet = 32
 )
 
 // Handler verifies, strips and forwards Electrum request lines. It must be
@@ -84,6 +89,42 @@ type Handler struct {
 	// every handler with the same Resource and survives config reloads.
 	// Default: 1000000.
 	ReplayCapacity int `json:"replay_capacity,omitempty"`
+
+	// ReadTimeout is how long a request line may take to arrive, from its
+	// first byte to its line feed. A client that is slower is answered with
+	// a read_timeout error and disconnected, and the partial line is
+	// dropped. A negative value disables it. Default: 30s.
+	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
+
+	// IdleTimeout is how long a connection may go without a byte from the
+	// client before it is closed. Electrum wallets ping every 5 minutes.
+	// A negative value disables it. Default: 10m (ElectrumX's
+	// SESSION_TIMEOUT).
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// WriteTimeout is how long one write to the client may block, for the
+	// server's responses and for error replies alike. A client that stops
+	// reading is disconnected after it. A negative value disables it.
+	// Default: 30s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+
+	// MaxConnsPerPrefix is the most connections open at once from one
+	// client network: addresses that share their first IPv4Prefix (IPv4) or
+	// IPv6Prefix (IPv6) bits. Connections over it are answered with a
+	// connection_limit error and closed, before the upstream is dialed.
+	// The counts are shared by every handler with the same Resource and
+	// survive config reloads. Behind this handler the Electrum server sees
+	// every client come from the proxy, so its own per-IP limits no longer
+	// apply. A negative value disables it. Default: 32.
+	MaxConnsPerPrefix int `json:"max_conns_per_prefix,omitempty"`
+
+	// IPv4Prefix is the prefix length that groups IPv4 clients for
+	// MaxConnsPerPrefix, 1 to 32. Default: 24.
+	IPv4Prefix int `json:"ipv4_prefix,omitempty"`
+
+	// IPv6Prefix is the prefix length that groups IPv6 clients for
+	// MaxConnsPerPrefix, 1 to 128. Default: 48.
+	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
 
 	policy  *verify.Policy
 	replays *sharedReplayStore
@@ -167,7 +208,35 @@ func (h *Handler) applyDefaults() error {
 	if h.ReplayCapacity < 0 {
 		return fmt.Errorf("hashcash: option replay_capacity: %d is negative", h.ReplayCapacity)
 	}
+	for _, d := range []struct {
+		value *caddy.Duration
+		def   time.Duration
+	}{{&h.ReadTimeout, DefaultReadTimeout}, {&h.IdleTimeout, DefaultIdleTimeout}, {&h.WriteTimeout, DefaultWriteTimeout}} {
+		if *d.value == 0 {
+			*d.value = caddy.Duration(d.def)
+		}
+	}
+	if h.MaxConnsPerPrefix == 0 {
+		h.MaxConnsPerPrefix = DefaultMaxConnsPerNet
+	}
+	if h.IPv4Prefix == 0 {
+		h.IPv4Prefix = connlimit.DefaultIPv4Bits
+	}
+	if h.IPv6Prefix == 0 {
+		h.IPv6Prefix = connlimit.DefaultIPv6Bits
+	}
+	if h.IPv4Prefix < 1 || h.IPv4Prefix > 32 {
+		return fmt.Errorf("hashcash: option ipv4_prefix: %d is not in 1..32", h.IPv4Prefix)
+	}
+	if h.IPv6Prefix < 1 || h.IPv6Prefix > 128 {
+		return fmt.Errorf("hashcash: option ipv6_prefix: %d is not in 1..128", h.IPv6Prefix)
+	}
 	return nil
+}
+
+// prefixRule is how the handler groups clients for MaxConnsPerPrefix.
+func (h *Handler) prefixRule() connlimit.Rule {
+	return connlimit.Rule{Max: h.MaxConnsPerPrefix, IPv4Bits: h.IPv4Prefix, IPv6Bits: h.IPv6Prefix}
 }
 
 // Cleanup releases the handler's share of the replay store.
@@ -178,12 +247,31 @@ func (h *Handler) Cleanup() error {
 	return h.replays.release()
 }
 
-// Handle filters the connection's request lines and hands the filtered
-// connection to next.
+// Handle admits the connection if its client network is under the
+// connection limit, waits for its first accepted request line, and only then
+// hands the filtered connection to next: a client that never sends a valid
+// request never causes a connection to the upstream.
 func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
 	fc, err := newFilterConn(cx, h)
 	if err != nil {
 		return err
+	}
+	if addr, ok := connlimit.AddrOf(cx.RemoteAddr()); ok {
+		prefix, open, admitted := h.replays.conns.Acquire(addr, h.prefixRule())
+		if !admitted {
+			h.metrics.closedFor(closedConnectionLimit).Inc()
+			h.logger.Info("refusing connection: too many open from its network",
+				zap.String("remote", cx.RemoteAddr().String()),
+				zap.Stringer("prefix", prefix),
+				zap.Int("open", open),
+				zap.Int("max_conns_per_prefix", h.MaxConnsPerPrefix))
+			fc.refuseConnection(prefix, open)
+			return nil
+		}
+		defer h.replays.conns.Release(prefix)
+	}
+	if !fc.awaitFirstRequest() {
+		return nil
 	}
 	return next.Handle(cx.Wrap(fc))
 }

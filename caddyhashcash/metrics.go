@@ -8,12 +8,23 @@ import (
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 )
 
+// Why the handler closed a connection, the "reason" label of
+// connections_closed_total.
+const (
+	closedRejections      = "rejections"       // too many refused requests
+	closedReadTimeout     = "read_timeout"     // a line not finished in time
+	closedIdleTimeout     = "idle_timeout"     // nothing from the client
+	closedConnectionLimit = "connection_limit" // its network has too many open
+	closedInternal        = "internal"         // a failure while verifying
+)
+
 // handlerMetrics counts verdicts on requests and closed connections, in the
 // metrics registry of Caddy's current config.
 type handlerMetrics struct {
 	requests *prometheus.CounterVec
-	closed   prometheus.Counter
+	closed   *prometheus.CounterVec
 	accepted prometheus.Counter
+	resource string
 }
 
 func registerOrExisting[C prometheus.Collector](reg *prometheus.Registry, c C) C {
@@ -43,13 +54,19 @@ func newHandlerMetrics(reg *prometheus.Registry, resource string) *handlerMetric
 		Namespace: ns,
 		Subsystem: sub,
 		Name:      "connections_closed_total",
-		Help:      "Connections closed for sending too many refused requests, by resource.",
-	}, []string{"resource"}))
+		Help:      "Connections the handler closed, by resource and reason (rejections, read_timeout, idle_timeout, connection_limit, internal).",
+	}, []string{"resource", "reason"}))
 	return &handlerMetrics{
 		requests: requests,
-		closed:   closed.WithLabelValues(resource),
+		closed:   closed,
 		accepted: requests.WithLabelValues(resource, "accepted"),
+		resource: resource,
 	}
+}
+
+// closedFor returns the counter of connections closed for reason.
+func (m *handlerMetrics) closedFor(reason string) prometheus.Counter {
+	return m.closed.WithLabelValues(m.resource, reason)
 }
 
 // observe counts one verdict; "" means accepted.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 )
 
@@ -15,9 +16,12 @@ import (
 var replayStores = caddy.NewUsagePool()
 
 // sharedReplayStore is a replay.Memory with a janitor that sweeps expired
-// stamps, registered in replayStores under its resource.
+// stamps, registered in replayStores under its resource. It also holds the
+// resource's per-prefix connection counts, which must carry over a reload
+// as the connections they count do.
 type sharedReplayStore struct {
 	*replay.Memory
+	conns    *connlimit.Limiter
 	resource string
 	stop     chan struct{}
 	done     sync.WaitGroup
@@ -30,6 +34,7 @@ func loadReplayStore(resource string, capacity int, window time.Duration) (*shar
 	v, _, err := replayStores.LoadOrNew(resource, func() (caddy.Destructor, error) {
 		s := &sharedReplayStore{
 			Memory:   replay.NewMemory(capacity),
+			conns:    connlimit.New(),
 			resource: resource,
 			stop:     make(chan struct{}),
 		}

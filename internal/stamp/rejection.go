@@ -36,10 +36,20 @@ const (
 	ReasonInvalidRequest Reason = "invalid_request"
 	// ReasonParse: the line is not valid JSON.
 	ReasonParse Reason = "parse"
+	// ReasonReadTimeout: the client started a line and did not finish it
+	// within the server's read timeout. The connection is closed.
+	ReasonReadTimeout Reason = "read_timeout"
+	// ReasonConnectionLimit: the client's network already has as many
+	// connections open as the server allows. The connection is closed.
+	ReasonConnectionLimit Reason = "connection_limit"
+	// ReasonInternal: the server failed while verifying the request. The
+	// request was not forwarded and the connection is closed.
+	ReasonInternal Reason = "internal"
 )
 
 // Code returns the JSON-RPC error code for r: the standard codes for JSON
-// errors and -32001 to -32009 for proof-of-work refusals.
+// errors (-32700, -32600, -32603) and -32001 to -32012 for proof-of-work and
+// connection refusals.
 func (r Reason) Code() int {
 	switch r {
 	case ReasonParse:
@@ -66,6 +76,12 @@ func (r Reason) Code() int {
 		return -32009
 	case ReasonTooLarge:
 		return -32010
+	case ReasonReadTimeout:
+		return -32011
+	case ReasonConnectionLimit:
+		return -32012
+	case ReasonInternal:
+		return -32603
 	}
 	return -32000
 }
@@ -97,6 +113,12 @@ func (r Reason) Message() string {
 		return "not forwarded: another request in the batch was refused"
 	case ReasonTooLarge:
 		return "request line too large"
+	case ReasonReadTimeout:
+		return "request line not completed in time"
+	case ReasonConnectionLimit:
+		return "too many connections from your network"
+	case ReasonInternal:
+		return "internal error: request not forwarded"
 	}
 	return "request refused"
 }

@@ -306,17 +306,32 @@ func (v *Verifier) claim(e *element, now int64) stamp.Reason {
 	}
 }
 
-// appendError appends a JSON-RPC error response for a refused request.
+// ConnectionError returns a JSON-RPC error line (without a line feed), with
+// id null, for a refusal that concerns the connection rather than one
+// request: a read timeout, a connection limit, an internal failure.
+func (p *Policy) ConnectionError(r stamp.Reason, detail string) []byte {
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	return p.appendError(nil, nil, &element{reason: r, detail: detail}, now.Unix())
+}
+
 func (v *Verifier) appendError(dst, id []byte, e *element, now int64) []byte {
+	return v.policy.appendError(dst, id, e, now)
+}
+
+// appendError appends a JSON-RPC error response for a refused request.
+func (p *Policy) appendError(dst, id []byte, e *element, now int64) []byte {
 	data, err := json.Marshal(stamp.Rejection{
 		Reason:   e.reason,
 		Detail:   e.detail,
 		Method:   string(e.method),
 		Price:    e.price,
-		Resource: v.policy.Resource,
+		Resource: p.Resource,
 		Time:     now,
-		Window:   int64(v.policy.Window / time.Second),
-		Skew:     int64(v.policy.Skew / time.Second),
+		Window:   int64(p.Window / time.Second),
+		Skew:     int64(p.Skew / time.Second),
 		Version:  stamp.Version,
 	})
 	if err != nil { // cannot happen: every field is plainly encodable
