@@ -61,6 +61,8 @@ type filterConn struct {
 	wmu     sync.Mutex
 	midLine bool   // the last byte written to the client was not a line feed
 	pending []byte // error lines waiting for a line boundary
+
+	writeTimedOut bool // the client stopped reading; the connection is closed
 }
 
 // newFilterConn wraps cx. Bytes that matchers prefetched are taken into the
@@ -171,7 +173,9 @@ func (c *filterConn) setReadDeadline() {
 // it (its last line may lack a line feed), or a read failed or timed out.
 func (c *filterConn) endOfInput(err error) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		c.finish()
+		if err == io.EOF {
+			c.finish()
+		}
 		c.readErr = err
 		return
 	}
@@ -241,7 +245,8 @@ func (c *filterConn) process() {
 	}
 }
 
-// finish handles a last line that the client ended without a line feed.
+// finish handles a last line that the client ended without a line feed
+// before closing its sending half.
 func (c *filterConn) finish() {
 	if c.discarding || len(c.in) == c.start {
 		return
@@ -341,7 +346,7 @@ func (c *filterConn) flushLocked() error {
 		return nil
 	}
 	c.setWriteDeadlineLocked()
-	_, err := c.Conn.Write(c.pending)
+	_, err := c.writeLocked(c.pending)
 	c.pending = c.pending[:0]
 	if err != nil {
 		return fmt.Errorf("hashcash: writing error reply: %w", err)
@@ -358,7 +363,7 @@ func (c *filterConn) Write(p []byte) (int, error) {
 	written := 0
 	if len(c.pending) > 0 && len(p) > 0 {
 		if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
-			n, err := c.Conn.Write(p[:i+1])
+			n, err := c.writeLocked(p[:i+1])
 			written += n
 			if err != nil {
 				return written, err
@@ -373,7 +378,7 @@ func (c *filterConn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return written, nil
 	}
-	n, err := c.Conn.Write(p)
+	n, err := c.writeLocked(p)
 	written += n
 	if n > 0 {
 		c.midLine = p[n-1] != '\n'
@@ -392,6 +397,22 @@ func (c *filterConn) setWriteDeadlineLocked() {
 	}
 }
 
+// writeLocked writes to the client; c.wmu must be held. A client that has
+// not taken the bytes within write_timeout is disconnected: the connection
+// is closed, which also ends the reading side.
+func (c *filterConn) writeLocked(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !c.writeTimedOut {
+		c.writeTimedOut = true
+		c.h.metrics.closedFor(closedWriteTimeout).Inc()
+		c.logger.Info("closing connection: client did not read within write_timeout",
+			zap.String("remote", c.RemoteAddr().String()),
+			zap.Duration("write_timeout", time.Duration(c.h.WriteTimeout)))
+		_ = c.Conn.Close()
+	}
+	return n, err
+}
+
 // closeWriter is a connection whose sending half can be shut down alone.
 type closeWriter interface {
 	CloseWrite() error
@@ -404,7 +425,7 @@ func (c *filterConn) CloseWrite() error {
 	c.wmu.Lock()
 	if len(c.pending) > 0 {
 		if c.midLine {
-			_, _ = c.Conn.Write([]byte{'\n'})
+			_, _ = c.writeLocked([]byte{'\n'})
 			c.midLine = false
 		}
 		_ = c.flushLocked()

@@ -14,6 +14,7 @@ const (
 	closedRejections      = "rejections"       // too many refused requests
 	closedReadTimeout     = "read_timeout"     // a line not finished in time
 	closedIdleTimeout     = "idle_timeout"     // nothing from the client
+	closedWriteTimeout    = "write_timeout"    // the client stopped reading
 	closedConnectionLimit = "connection_limit" // its network has too many open
 	closedInternal        = "internal"         // a failure while verifying
 )
@@ -54,7 +55,7 @@ func newHandlerMetrics(reg *prometheus.Registry, resource string) *handlerMetric
 		Namespace: ns,
 		Subsystem: sub,
 		Name:      "connections_closed_total",
-		Help:      "Connections the handler closed, by resource and reason (rejections, read_timeout, idle_timeout, connection_limit, internal).",
+		Help:      "Connections the handler closed, by resource and reason (rejections, read_timeout, idle_timeout, write_timeout, connection_limit, internal).",
 	}, []string{"resource", "reason"}))
 	return &handlerMetrics{
 		requests: requests,

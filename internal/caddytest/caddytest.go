@@ -121,6 +121,7 @@ type Upstream struct {
 	mu       sync.Mutex
 	received []byte
 	conns    map[net.Conn]struct{}
+	accepted int
 	wg       sync.WaitGroup
 }
 
@@ -146,6 +147,20 @@ func (u *Upstream) Received() []byte {
 	return bytes.Clone(u.received)
 }
 
+// Accepted returns how many connections the upstream has accepted.
+func (u *Upstream) Accepted() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.accepted
+}
+
+// Open returns how many of its connections are still open.
+func (u *Upstream) Open() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.conns)
+}
+
 // Close stops the upstream and waits for its goroutines.
 func (u *Upstream) Close() {
 	u.ln.Close()
@@ -165,6 +180,7 @@ func (u *Upstream) accept() {
 		}
 		u.mu.Lock()
 		u.conns[c] = struct{}{}
+		u.accepted++
 		u.mu.Unlock()
 		u.wg.Go(func() { u.serve(c) })
 	}
