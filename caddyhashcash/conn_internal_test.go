@@ -1,0 +1,283 @@
+package caddyhashcash
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mholt/caddy-l4/layer4"
+	"go.uber.org/zap"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
+)
+
+const testResource = "electrum.test:50002"
+
+// testClock is the fixed time of the stamps in these tests.
+var testClock = time.Unix(1_795_470_000, 0)
+
+// scriptedConn is a client connection that delivers a byte stream in the
+// given chunks, then io.EOF, and records what is written to it.
+type scriptedConn struct {
+	chunks  [][]byte
+	written bytes.Buffer
+}
+
+func (c *scriptedConn) Read(p []byte) (int, error) {
+	for len(c.chunks) > 0 && len(c.chunks[0]) == 0 {
+		c.chunks = c.chunks[1:]
+	}
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.chunks[0])
+	c.chunks[0] = c.chunks[0][n:]
+	return n, nil
+}
+
+func (c *scriptedConn) Write(p []byte) (int, error) { return c.written.Write(p) }
+func (c *scriptedConn) Close() error                { return nil }
+func (c *scriptedConn) LocalAddr() net.Addr         { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50002} }
+func (c *scriptedConn) RemoteAddr() net.Addr        { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
+func (c *scriptedConn) SetDeadline(time.Time) error { return nil }
+func (c *scriptedConn) SetReadDeadline(time.Time) error {
+	return nil
+}
+func (c *scriptedConn) SetWriteDeadline(time.Time) error { return nil }
+
+// testHandler returns a provisioned-enough Handler whose stamps are checked
+// against the fixed testClock, with the given price and replay store.
+func testHandler(t testing.TB, price uint64, maxLine, maxRejections int, store replay.Store) *Handler {
+	t.Helper()
+	h := &Handler{Resource: testResource, MaxLineBytes: maxLine, MaxRejections: maxRejections}
+	if err := h.applyDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	h.logger = zap.NewNop()
+	h.metrics = newHandlerMetrics(nil, h.Resource)
+	h.policy = &verify.Policy{
+		Resource:     h.Resource,
+		DefaultPrice: price,
+		MethodPrices: map[string]uint64{"server.ping": 0},
+		Window:       time.Hour,
+		Skew:         time.Minute,
+		Store:        store,
+		Now:          func() time.Time { return testClock },
+	}
+	return h
+}
+
+// filterStream runs chunks through a filterConn as one connection and
+// returns what it forwarded, what it answered, and the error that ended it.
+func filterStream(t testing.TB, h *Handler, chunks [][]byte) (forwarded, answered []byte, end error) {
+	t.Helper()
+	client := &scriptedConn{chunks: chunks}
+	fc, err := newFilterConn(layer4.WrapConnection(client, nil, zap.NewNop()), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 777) // an odd size, so that Read splits lines too
+	for range 1 << 20 {
+		n, err := fc.Read(buf)
+		forwarded = append(forwarded, buf[:n]...)
+		if err != nil {
+			return forwarded, client.written.Bytes(), err
+		}
+	}
+	t.Fatal("filterConn.Read never ended")
+	return nil, nil, nil
+}
+
+// stampLine inserts a stamp for testResource, minted for work at testClock,
+// into the request object line.
+func stampLine(t testing.TB, line string, work uint64) string {
+	t.Helper()
+	var l rpcline.Line
+	if err := rpcline.Scan([]byte(line), stamp.Member, &l); err != nil || l.Kind != rpcline.KindObject {
+		t.Fatalf("stampLine(%q): not an object line: %v", line, err)
+	}
+	st := stamp.Stamp{Work: work, Time: testClock.Unix(), Resource: testResource}
+	rand.Read(st.Salt[:])
+	body := stamp.BodyHash(rpcline.AppendObjectStripped(nil, []byte(line), &l.Objects[0]))
+	if _, err := stamp.Mint(context.Background(), &st, &body, 1); err != nil {
+		t.Fatal(err)
+	}
+	return string(rpcline.AppendWithStamps(nil, []byte(line), &l, stamp.Member, []string{st.String()}))
+}
+
+// replyReasons returns the reason of each error line in answered.
+func replyReasons(t testing.TB, answered []byte) []stamp.Reason {
+	t.Helper()
+	var reasons []stamp.Reason
+	for _, line := range bytes.Split(bytes.TrimSuffix(answered, []byte("\n")), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var resp struct {
+			ID    json.RawMessage `json:"id"`
+			Error struct {
+				Code int             `json:"code"`
+				Data stamp.Rejection `json:"data"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(line, &resp); err != nil {
+			t.Fatalf("reply is not JSON: %q", line)
+		}
+		if resp.Error.Code != resp.Error.Data.Reason.Code() {
+			t.Fatalf("reply code %d does not match reason %q", resp.Error.Code, resp.Error.Data.Reason)
+		}
+		reasons = append(reasons, resp.Error.Data.Reason)
+	}
+	return reasons
+}
+
+// panickingStore fails the way a bug would: it panics.
+type panickingStore struct{}
+
+func (panickingStore) Claim(replay.Key, int64, int64) error { panic("replay store bug") }
+func (panickingStore) Release(replay.Key)                   {}
+
+// unavailableStore cannot answer, like a shared store that is down.
+type unavailableStore struct{ claims int }
+
+func (s *unavailableStore) Claim(replay.Key, int64, int64) error {
+	s.claims++
+	return errors.New("replay store unreachable")
+}
+func (*unavailableStore) Release(replay.Key) {}
+
+func TestFailsClosedWhenVerificationPanics(t *testing.T) {
+	free := `{"jsonrpc":"2.0","method":"server.ping","id":1}` + "\n"
+	stamped := stampLine(t, `{"jsonrpc":"2.0","method":"server.banner","id":2}`, 16) + "\n"
+	after := `{"jsonrpc":"2.0","method":"server.ping","id":3}` + "\n"
+	h := testHandler(t, 16, 0, 0, panickingStore{})
+	forwarded, answered, end := filterStream(t, h, [][]byte{[]byte(free + stamped + after)})
+	if string(forwarded) != free {
+		t.Fatalf("forwarded %q, want only the free request before the failure", forwarded)
+	}
+	if got := replyReasons(t, answered); len(got) != 1 || got[0] != stamp.ReasonInternal {
+		t.Fatalf("answered %q, want one internal error", answered)
+	}
+	if !bytes.Contains(answered, []byte(`"id":null`)) || !bytes.Contains(answered, []byte(`"code":-32603`)) {
+		t.Fatalf("internal error is not a -32603 with id null: %q", answered)
+	}
+	if !errors.Is(end, errInternal) {
+		t.Fatalf("connection ended with %v, want errInternal", end)
+	}
+}
+
+func TestFailsClosedWhenReplayStoreCannotAnswer(t *testing.T) {
+	store := &unavailableStore{}
+	h := testHandler(t, 16, 0, 0, store)
+	var stream []byte
+	for id := range 3 {
+		stream = append(stream, stampLine(t, `{"jsonrpc":"2.0","method":"server.banner","id":`+string(rune('0'+id))+`}`, 16)+"\n"...)
+	}
+	forwarded, answered, end := filterStream(t, h, [][]byte{stream})
+	if len(forwarded) != 0 {
+		t.Fatalf("forwarded %q without a replay check", forwarded)
+	}
+	got := replyReasons(t, answered)
+	if len(got) != 3 || got[0] != stamp.ReasonBusy || got[2] != stamp.ReasonBusy {
+		t.Fatalf("answered %v, want busy for each request", got)
+	}
+	if store.claims != 3 || end != io.EOF {
+		t.Fatalf("claims %d, end %v: want 3 and the client's EOF", store.claims, end)
+	}
+}
+
+// framingCorpus is a stream of lines of every kind the filter meets, for
+// the framing fuzz target's seeds.
+func framingCorpus(t testing.TB) []byte {
+	lines := []string{
+		stampLine(t, `{"jsonrpc":"2.0","method":"server.version","id":0,"params":["electrum/4.3.4","1.4"]}`, 1),
+		`{"jsonrpc":"2.0","method":"server.ping","id":1}`,
+		`{"jsonrpc":"2.0","method":"server.banner","id":2}`,
+		`not json`,
+		stampLine(t, `{"jsonrpc":"2.0","method":"blockchain.scripthash.subscribe","id":3,"params":["`+string(bytes.Repeat([]byte("ab"), 32))+`"]}`, 1),
+		`{"jsonrpc":"2.0","method":"blockchain.transaction.broadcast","id":4,"params":["` + string(bytes.Repeat([]byte("00"), 200)) + `"]}`,
+		`[{"jsonrpc":"2.0","method":"server.ping","id":5},{"jsonrpc":"2.0","method":"server.ping","id":6}]`,
+		``,
+		`{"jsonrpc":"2.0","method":"server.ping","id":7}`,
+	}
+	var b []byte
+	for _, l := range lines {
+		b = append(b, l...)
+		b = append(b, '\n')
+	}
+	return append(b, `{"jsonrpc":"2.0","method":"server.ping","id":8}`...) // no final line feed
+}
+
+// FuzzFramingUnderChunking: however the same client byte stream is cut into
+// reads, the filter forwards the same bytes and answers the same replies as
+// when it arrives in one piece. Price 1 makes every well-formed stamp
+// valid, so that mutated streams keep accepted lines among refused ones,
+// and lines over 256 bytes exercise the too-large path.
+func FuzzFramingUnderChunking(f *testing.F) {
+	stream := framingCorpus(f)
+	f.Add(stream, []byte{1})
+	f.Add(stream, []byte{7, 200, 3, 64})
+	f.Add(stream, []byte{255, 1, 1, 2, 250})
+	f.Add([]byte("{\"method\":\"server.ping\"}\n\n\n{"), []byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
+		if len(stream) > 64<<10 {
+			return
+		}
+		run := func(chunks [][]byte) ([]byte, []byte, error) {
+			return filterStream(t, testHandler(t, 1, 256, 5, replay.NewMemory(1024)), chunks)
+		}
+		wantFwd, wantAns, wantEnd := run([][]byte{bytes.Clone(stream)})
+		var chunks [][]byte
+		rest := stream
+		for i := 0; len(rest) > 0; i++ {
+			size := len(rest)
+			if len(cuts) > 0 {
+				size = min(int(cuts[i%len(cuts)])+1, len(rest))
+			}
+			chunks = append(chunks, bytes.Clone(rest[:size]))
+			rest = rest[size:]
+		}
+		gotFwd, gotAns, gotEnd := run(chunks)
+		if !bytes.Equal(gotFwd, wantFwd) {
+			t.Fatalf("chunked into %d reads, forwarded\n%q\nwant\n%q", len(chunks), gotFwd, wantFwd)
+		}
+		if !bytes.Equal(gotAns, wantAns) {
+			t.Fatalf("chunked into %d reads, answered\n%q\nwant\n%q", len(chunks), gotAns, wantAns)
+		}
+		if !errors.Is(gotEnd, wantEnd) {
+			t.Fatalf("chunked, ended with %v, want %v", gotEnd, wantEnd)
+		}
+		replyReasons(t, wantAns) // every answer is a well-formed error line
+	})
+}
+
+// TestFramingCorpusExercisesEveryPath checks that the fuzz target's seed
+// stream is not trivially all refused or all accepted.
+func TestFramingCorpusExercisesEveryPath(t *testing.T) {
+	h := testHandler(t, 1, 256, 5, replay.NewMemory(1024))
+	forwarded, answered, end := filterStream(t, h, [][]byte{framingCorpus(t)})
+	for _, want := range []string{`"id":0,"params":["electrum/4.3.4","1.4"]}` + "\n", `"id":1}` + "\n", `"id":7}` + "\n", `"id":8}`} {
+		if !bytes.Contains(forwarded, []byte(want)) {
+			t.Errorf("forwarded stream lacks %q:\n%q", want, forwarded)
+		}
+	}
+	if bytes.Contains(forwarded, []byte(stamp.Member)) {
+		t.Errorf("a stamp was forwarded:\n%q", forwarded)
+	}
+	want := []stamp.Reason{stamp.ReasonMissing, stamp.ReasonParse, stamp.ReasonTooLarge, stamp.ReasonParse}
+	if got := replyReasons(t, answered); len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] || got[3] != want[3] {
+		t.Errorf("answered reasons %v, want %v", got, want)
+	}
+	if end != io.EOF {
+		t.Errorf("ended with %v, want EOF", end)
+	}
+}
