@@ -24,6 +24,9 @@ import (
 //		read_timeout    <duration>
 //		idle_timeout    <duration>
 //		write_timeout   <duration>
+//		rejection_cooldown <duration>
+//		refusal_rate    <per second>
+//		refusal_burst   <int>
 //		max_conns_per_prefix <int>
 //		ipv4_prefix     <bits>
 //		ipv6_prefix     <bits>
@@ -82,7 +85,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("duplicate %s option '%s %s'", wrapper, optionName, method)
 			}
 			h.MethodPrices[method] = w
-		case "window", "max_skew", "read_timeout", "idle_timeout", "write_timeout":
+		case "window", "max_skew", "read_timeout", "idle_timeout", "write_timeout", "rejection_cooldown":
 			if d.CountRemainingArgs() != 1 {
 				return d.ArgErr()
 			}
@@ -92,13 +95,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("parsing %s option '%s' duration: %v", wrapper, optionName, err)
 			}
 			*map[string]*caddy.Duration{
-				"window":        &h.Window,
-				"max_skew":      &h.MaxSkew,
-				"read_timeout":  &h.ReadTimeout,
-				"idle_timeout":  &h.IdleTimeout,
-				"write_timeout": &h.WriteTimeout,
+				"window":             &h.Window,
+				"max_skew":           &h.MaxSkew,
+				"read_timeout":       &h.ReadTimeout,
+				"idle_timeout":       &h.IdleTimeout,
+				"write_timeout":      &h.WriteTimeout,
+				"rejection_cooldown": &h.RejectionCooldown,
 			}[optionName] = caddy.Duration(dur)
-		case "max_line_bytes", "max_rejections", "replay_capacity",
+		case "refusal_rate":
+			if d.CountRemainingArgs() != 1 {
+				return d.ArgErr()
+			}
+			d.NextArg()
+			rate, err := strconv.ParseFloat(d.Val(), 64)
+			if err != nil {
+				return d.Errf("parsing %s option '%s': %v", wrapper, optionName, err)
+			}
+			h.RefusalRate = rate
+		case "max_line_bytes", "max_rejections", "replay_capacity", "refusal_burst",
 			"max_conns_per_prefix", "ipv4_prefix", "ipv6_prefix":
 			if d.CountRemainingArgs() != 1 {
 				return d.ArgErr()
@@ -112,6 +126,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				"max_line_bytes":       &h.MaxLineBytes,
 				"max_rejections":       &h.MaxRejections,
 				"replay_capacity":      &h.ReplayCapacity,
+				"refusal_burst":        &h.RefusalBurst,
 				"max_conns_per_prefix": &h.MaxConnsPerPrefix,
 				"ipv4_prefix":          &h.IPv4Prefix,
 				"ipv6_prefix":          &h.IPv6Prefix,

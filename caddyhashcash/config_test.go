@@ -34,6 +34,7 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{hashcashHandler(`"method_prices":{"":5}`), "option method_prices"},
 		{hashcashHandler(`"price":"lots"`), "work \"lots\""},
 		{hashcashHandler(`"ipv4_prefix":33`), "option ipv4_prefix"},
+		{hashcashHandler(`"refusal_burst":-1`), "option refusal_burst"},
 		{hashcashHandler(`"ipv6_prefix":-48`), "option ipv6_prefix"},
 	} {
 		addr := caddytest.FreeAddr(t, "127.0.0.1")
@@ -75,6 +76,9 @@ func TestCaddyfileSyntax(t *testing.T) {
 					read_timeout 5s
 					idle_timeout 2m
 					write_timeout -1s
+					rejection_cooldown 1m
+					refusal_rate 2.5
+					refusal_burst 10
 					max_conns_per_prefix 8
 					ipv4_prefix 32
 					ipv6_prefix 64
@@ -91,7 +95,7 @@ func TestCaddyfileSyntax(t *testing.T) {
 		`"handler":"hashcash"`, `"resource":"example.org:1"`, `"price":131072`,
 		`"method_prices":{"server.add_peer":1073741824,"server.ping":0}`, `"window":120000000000`,
 		`"max_skew":10000000000`, `"max_line_bytes":5000`, `"max_rejections":-1`, `"replay_capacity":1000`,
-		`"read_timeout":5000000000`, `"idle_timeout":120000000000`, `"write_timeout":-1000000000`,
+		`"read_timeout":5000000000`, `"idle_timeout":120000000000`, `"write_timeout":-1000000000`, `"rejection_cooldown":60000000000`, `"refusal_rate":2.5`, `"refusal_burst":10`,
 		`"max_conns_per_prefix":8`, `"ipv4_prefix":32`, `"ipv6_prefix":64`,
 	} {
 		if !strings.Contains(cfg, want) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -55,6 +54,7 @@ type filterConn struct {
 	outPos     int
 	readErr    error
 	lineSince  time.Time // when the first byte of the unfinished line came
+	budget     refusalBudget
 	deadline   time.Time // the read deadline set on the client connection
 
 	// Write side, shared by Read (error lines) and Write (server bytes).
@@ -74,6 +74,7 @@ func newFilterConn(cx *layer4.Connection, h *Handler) (*filterConn, error) {
 		h:      h,
 		logger: h.logger,
 		in:     make([]byte, 0, readChunk),
+		budget: newRefusalBudget(h.RefusalRate, h.RefusalBurst),
 	}
 	fc.verifier = h.policy.NewVerifier(func(r stamp.Reason) { h.metrics.observe(h.Resource, r) })
 	if n := len(cx.MatchingBytes()); n > 0 {
@@ -114,19 +115,31 @@ func (c *filterConn) fill() error {
 		c.out = nil
 	}
 	for {
-		if c.readErr != nil {
-			return c.readErr
-		}
-		if len(c.in) > c.start {
-			// Lines taken over from a matcher's prefetch, or left over.
+		if c.readErr == nil && len(c.in) > c.start {
+			// Lines taken over from a matcher's prefetch, left over, or
+			// held back by the refusal budget.
 			c.process()
 			c.markPartialLine()
+		}
+		if len(c.out) > 0 || c.readErr != nil {
+			// Replies are written once per batch of lines, not per line.
+			if err := c.flushReplies(); err != nil && c.readErr == nil {
+				c.readErr = err
+			}
 			if len(c.out) > 0 {
 				return nil
 			}
-			if c.readErr != nil {
-				continue
-			}
+			return c.readErr
+		}
+		if err := c.flushReplies(); err != nil {
+			c.readErr = err
+			continue
+		}
+		if c.budget.paused() {
+			// The client has used up its refusals: stop reading it for a
+			// while, so that the cost of a flood falls back on the flooder.
+			time.Sleep(c.budget.pause())
+			continue
 		}
 		c.compact()
 		c.setReadDeadline()
@@ -136,9 +149,6 @@ func (c *filterConn) fill() error {
 		c.markPartialLine()
 		if err != nil && c.readErr == nil {
 			c.endOfInput(err)
-		}
-		if len(c.out) > 0 {
-			return nil
 		}
 	}
 }
@@ -217,7 +227,7 @@ func (c *filterConn) compact() {
 
 // process handles every complete line in the input buffer.
 func (c *filterConn) process() {
-	for c.readErr == nil {
+	for c.readErr == nil && !c.budget.paused() {
 		i := bytes.IndexByte(c.in[c.scanned:], '\n')
 		if i < 0 {
 			c.scanned = len(c.in)
@@ -284,21 +294,19 @@ func (c *filterConn) checkLine(line []byte, lineFeed bool) {
 	if lineFeed {
 		c.out = append(c.out, '\n')
 	}
+	c.budget.earn()
 }
 
 // refuseAndClose answers the client with a connection-level error (id
 // null) before the connection is closed.
 func (c *filterConn) refuseAndClose(r stamp.Reason, detail string) {
-	if err := c.writeReply(c.h.policy.ConnectionError(r, detail)); err != nil {
+	err := c.queueReply(c.h.policy.ConnectionError(r, detail))
+	if err == nil {
+		err = c.flushReplies()
+	}
+	if err != nil {
 		c.logger.Debug("could not send the closing error", zap.Error(err))
 	}
-}
-
-// refuseConnection answers a client whose network is over the connection
-// limit; the caller then closes the connection.
-func (c *filterConn) refuseConnection(prefix netip.Prefix, open int) {
-	c.refuseAndClose(stamp.ReasonConnectionLimit,
-		fmt.Sprintf("%d connections are open from %s, the most allowed", open, prefix))
 }
 
 func (c *filterConn) refuseTooLarge() {
@@ -310,10 +318,11 @@ func (c *filterConn) refuse(reply []byte) {
 	if ce := c.logger.Check(zap.DebugLevel, "refused request"); ce != nil {
 		ce.Write(zap.String("remote", c.RemoteAddr().String()), zap.ByteString("reply", reply))
 	}
-	if err := c.writeReply(reply); err != nil {
+	if err := c.queueReply(reply); err != nil {
 		c.readErr = err
 		return
 	}
+	c.budget.spend()
 	if strikes := c.verifier.Strikes(); c.h.MaxRejections > 0 && strikes >= c.h.MaxRejections {
 		c.h.metrics.closedFor(closedRejections).Inc()
 		c.logger.Info("closing connection after too many refused requests",
@@ -323,9 +332,8 @@ func (c *filterConn) refuse(reply []byte) {
 	}
 }
 
-// writeReply sends an error line to the client now if the server's stream
-// is at a line boundary, or queues it for the next boundary.
-func (c *filterConn) writeReply(reply []byte) error {
+// queueReply queues an error line for the client; flushReplies sends it.
+func (c *filterConn) queueReply(reply []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(c.pending)+len(reply)+1 > maxPendingReplies {
@@ -333,6 +341,14 @@ func (c *filterConn) writeReply(reply []byte) error {
 	}
 	c.pending = append(c.pending, reply...)
 	c.pending = append(c.pending, '\n')
+	return nil
+}
+
+// flushReplies sends the queued error lines now if the server's stream is
+// at a line boundary; otherwise Write sends them at the next boundary.
+func (c *filterConn) flushReplies() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.midLine {
 		return nil
 	}

@@ -8,7 +8,9 @@
 package caddyhashcash
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -36,6 +38,11 @@ const (
 	DefaultIdleTimeout    = 10 * time.Minute
 	DefaultWriteTimeout   = 30 * time.Second
 	DefaultMaxConnsPerNet = 32
+	// DefaultRejectionCooldown is the default RejectionCooldown.
+	DefaultRejectionCooldown = 30 * time.Second
+	// DefaultRefusalRate and DefaultRefusalBurst pace refusals.
+	DefaultRefusalRate  = 8
+	DefaultRefusalBurst = 64
 )
 
 // Handler verifies, strips and forwards Electrum request lines. It must be
@@ -117,6 +124,24 @@ type Handler struct {
 	// every client come from the proxy, so its own per-IP limits no longer
 	// apply. A negative value disables it. Default: 32.
 	MaxConnsPerPrefix int `json:"max_conns_per_prefix,omitempty"`
+
+	// RejectionCooldown is how long a connection closed for too many
+	// refused requests (see MaxRejections) keeps its place in its
+	// network's count for MaxConnsPerPrefix after it is closed, so that a
+	// flooder cannot reconnect at once. A negative value disables it.
+	// Default: 30s.
+	RejectionCooldown caddy.Duration `json:"rejection_cooldown,omitempty"`
+
+	// RefusalRate is how many refusals per second a connection is answered
+	// once it has used up RefusalBurst; beyond it, the handler stops
+	// reading from the client until the budget allows the next line, so a
+	// flood of refused lines is slowed to this rate. Each accepted request
+	// earns one refusal back. A negative value disables pacing. Default: 8.
+	RefusalRate float64 `json:"refusal_rate,omitempty"`
+
+	// RefusalBurst is how many refusals a connection may receive at once
+	// before RefusalRate paces it. Default: 64.
+	RefusalBurst int `json:"refusal_burst,omitempty"`
 
 	// IPv4Prefix is the prefix length that groups IPv4 clients for
 	// MaxConnsPerPrefix, 1 to 32. Default: 24.
@@ -211,10 +236,20 @@ func (h *Handler) applyDefaults() error {
 	for _, d := range []struct {
 		value *caddy.Duration
 		def   time.Duration
-	}{{&h.ReadTimeout, DefaultReadTimeout}, {&h.IdleTimeout, DefaultIdleTimeout}, {&h.WriteTimeout, DefaultWriteTimeout}} {
+	}{{&h.ReadTimeout, DefaultReadTimeout}, {&h.IdleTimeout, DefaultIdleTimeout}, {&h.WriteTimeout, DefaultWriteTimeout},
+		{&h.RejectionCooldown, DefaultRejectionCooldown}} {
 		if *d.value == 0 {
 			*d.value = caddy.Duration(d.def)
 		}
+	}
+	if h.RefusalRate == 0 {
+		h.RefusalRate = DefaultRefusalRate
+	}
+	if h.RefusalBurst == 0 {
+		h.RefusalBurst = DefaultRefusalBurst
+	}
+	if h.RefusalBurst < 0 {
+		return fmt.Errorf("hashcash: option refusal_burst: %d is negative", h.RefusalBurst)
 	}
 	if h.MaxConnsPerPrefix == 0 {
 		h.MaxConnsPerPrefix = DefaultMaxConnsPerNet
@@ -252,28 +287,56 @@ func (h *Handler) Cleanup() error {
 // hands the filtered connection to next: a client that never sends a valid
 // request never causes a connection to the upstream.
 func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
-	fc, err := newFilterConn(cx, h)
-	if err != nil {
-		return err
-	}
+	var fc *filterConn
 	if addr, ok := connlimit.AddrOf(cx.RemoteAddr()); ok {
 		prefix, open, admitted := h.replays.conns.Acquire(addr, h.prefixRule())
 		if !admitted {
-			h.metrics.closedFor(closedConnectionLimit).Inc()
-			h.logger.Info("refusing connection: too many open from its network",
-				zap.String("remote", cx.RemoteAddr().String()),
-				zap.Stringer("prefix", prefix),
-				zap.Int("open", open),
-				zap.Int("max_conns_per_prefix", h.MaxConnsPerPrefix))
-			fc.refuseConnection(prefix, open)
+			h.refuseConnection(cx, prefix, open)
 			return nil
 		}
-		defer h.replays.conns.Release(prefix)
+		defer func() { h.releaseSlot(prefix, fc) }()
+	}
+	var err error
+	if fc, err = newFilterConn(cx, h); err != nil {
+		return err
 	}
 	if !fc.awaitFirstRequest() {
 		return nil
 	}
 	return next.Handle(cx.Wrap(fc))
+}
+
+// releaseSlot gives back a connection's place in its network's count: at
+// once, or after RejectionCooldown if the handler closed it for too many
+// refused requests, so that the network cannot simply reconnect.
+func (h *Handler) releaseSlot(prefix netip.Prefix, fc *filterConn) {
+	cooldown := time.Duration(h.RejectionCooldown)
+	if fc == nil || cooldown <= 0 || !errors.Is(fc.readErr, errTooManyRejections) {
+		h.replays.conns.Release(prefix)
+		return
+	}
+	conns := h.replays.conns
+	time.AfterFunc(cooldown, func() { conns.Release(prefix) })
+}
+
+// refuseConnection answers a client whose network is over the connection
+// limit with a connection_limit error and logs why; the caller then closes
+// the connection. Nothing is read from it.
+func (h *Handler) refuseConnection(cx *layer4.Connection, prefix netip.Prefix, open int) {
+	h.metrics.closedFor(closedConnectionLimit).Inc()
+	h.logger.Info("refusing connection: too many open from its network",
+		zap.String("remote", cx.RemoteAddr().String()),
+		zap.Stringer("prefix", prefix),
+		zap.Int("open", open),
+		zap.Int("max_conns_per_prefix", h.MaxConnsPerPrefix))
+	reply := h.policy.ConnectionError(stamp.ReasonConnectionLimit,
+		fmt.Sprintf("%d connections are open from %s, the most allowed", open, prefix))
+	if wt := time.Duration(h.WriteTimeout); wt > 0 {
+		_ = cx.SetWriteDeadline(time.Now().Add(wt))
+	}
+	if _, err := cx.Write(append(reply, '\n')); err != nil {
+		h.logger.Debug("could not send the connection_limit error", zap.Error(err))
+	}
 }
 
 // Interface guards

@@ -19,7 +19,8 @@ import (
 )
 
 // dialFrom connects to addr from the loopback address src (any of
-// 127.0.0.0/8 works on Linux), to act as a client from another network.
+// 127.0.0.0/8 works on Linux), to act as a client from another network. Its
+// reader is small: it is for short responses only.
 func dialFrom(t testing.TB, addr, src string) *client {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
@@ -28,7 +29,7 @@ func dialFrom(t testing.TB, addr, src string) *client {
 		t.Fatalf("dial from %s: %v", src, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return wrapClient(t, c)
+	return &client{t: t, Conn: c, r: bufio.NewReader(c)}
 }
 
 // wrapClient makes a scripted wallet of an open connection.

@@ -1,0 +1,64 @@
+package caddyhashcash
+
+import (
+	"math"
+	"time"
+)
+
+// refusalBudget paces the refusals of one connection, like a token bucket:
+// a connection starts with burst refusals, earns one back per accepted
+// request and rate per second with time, up to burst. A refusal that
+// overdraws it pauses reading from the client until the overdraft is
+// repaid. Honest clients, which cure a refusal by minting again, rarely
+// touch it; a client that only sends refused lines is served at rate.
+type refusalBudget struct {
+	rate, burst float64   // rate 0: no pacing
+	tokens      float64   // may fall to -1
+	updated     time.Time // when tokens was last refilled
+	pauseUntil  time.Time
+}
+
+func newRefusalBudget(rate float64, burst int) refusalBudget {
+	if rate <= 0 || burst <= 0 {
+		return refusalBudget{}
+	}
+	return refusalBudget{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+// refill adds the tokens earned since the last update.
+func (b *refusalBudget) refill(now time.Time) {
+	if !b.updated.IsZero() {
+		b.tokens = math.Min(b.burst, b.tokens+now.Sub(b.updated).Seconds()*b.rate)
+	}
+	b.updated = now
+}
+
+// spend takes a token for a refusal, pausing the connection if it has none.
+func (b *refusalBudget) spend() {
+	if b.rate == 0 {
+		return
+	}
+	now := time.Now()
+	b.refill(now)
+	b.tokens--
+	if b.tokens < 0 {
+		b.pauseUntil = now.Add(time.Duration(-b.tokens / b.rate * float64(time.Second)))
+	}
+}
+
+// earn gives back a token for an accepted request.
+func (b *refusalBudget) earn() {
+	if b.rate != 0 && b.tokens < b.burst {
+		b.tokens++
+	}
+}
+
+// paused reports whether the connection must wait before its next line.
+func (b *refusalBudget) paused() bool {
+	return !b.pauseUntil.IsZero() && time.Now().Before(b.pauseUntil)
+}
+
+// pause returns how long is left of the current pause.
+func (b *refusalBudget) pause() time.Duration {
+	return time.Until(b.pauseUntil)
+}
