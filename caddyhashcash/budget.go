@@ -48,8 +48,8 @@ func (b *refusalBudget) spend() {
 
 // earn gives back a token for an accepted request.
 func (b *refusalBudget) earn() {
-	if b.rate != 0 && b.tokens < b.burst {
-		b.tokens++
+	if b.rate != 0 {
+		b.tokens = math.Min(b.burst, b.tokens+1)
 	}
 }
 

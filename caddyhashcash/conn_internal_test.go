@@ -46,8 +46,12 @@ func (c *scriptedConn) Read(p []byte) (int, error) {
 
 func (c *scriptedConn) Write(p []byte) (int, error) { return c.written.Write(p) }
 func (c *scriptedConn) Close() error                { return nil }
-func (c *scriptedConn) LocalAddr() net.Addr         { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50002} }
-func (c *scriptedConn) RemoteAddr() net.Addr        { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
+func (c *scriptedConn) LocalAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50002}
+}
+func (c *scriptedConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
 func (c *scriptedConn) SetDeadline(time.Time) error { return nil }
 func (c *scriptedConn) SetReadDeadline(time.Time) error {
 	return nil
@@ -58,7 +62,10 @@ func (c *scriptedConn) SetWriteDeadline(time.Time) error { return nil }
 // against the fixed testClock, with the given price and replay store.
 func testHandler(t testing.TB, price uint64, maxLine, maxRejections int, store replay.Store) *Handler {
 	t.Helper()
-	h := &Handler{Resource: testResource, MaxLineBytes: maxLine, MaxRejections: maxRejections}
+	// Refusal pacing at a rate so high that its pauses take microseconds:
+	// lines held back by it are still processed later, without slowing
+	// the tests.
+	h := &Handler{Resource: testResource, MaxLineBytes: maxLine, MaxRejections: maxRejections, RefusalRate: 1e6, RefusalBurst: 2}
 	if err := h.applyDefaults(); err != nil {
 		t.Fatal(err)
 	}
@@ -279,5 +286,39 @@ func TestFramingCorpusExercisesEveryPath(t *testing.T) {
 	}
 	if end != io.EOF {
 		t.Errorf("ended with %v, want EOF", end)
+	}
+}
+
+func TestRefusalBudget(t *testing.T) {
+	b := newRefusalBudget(10, 3)
+	for i := range 3 {
+		b.spend()
+		if b.paused() {
+			t.Fatalf("paused after %d refusals, within the burst of 3", i+1)
+		}
+	}
+	b.spend()
+	if !b.paused() || b.pause() > 100*time.Millisecond || b.pause() < 50*time.Millisecond {
+		t.Fatalf("4th refusal at 10/s: paused %v for %s, want about 100ms", b.paused(), b.pause())
+	}
+	// Accepted requests earn refusals back, up to the burst.
+	for range 10 {
+		b.earn()
+	}
+	if b.tokens != 3 {
+		t.Fatalf("tokens %v after earning, want the burst 3", b.tokens)
+	}
+	// Time earns them back too.
+	b.tokens, b.updated = -1, time.Now().Add(-time.Second)
+	b.refill(time.Now())
+	if b.tokens < 2.9 || b.tokens > 3 {
+		t.Fatalf("tokens %v a second after -1 at 10/s, want the burst 3", b.tokens)
+	}
+	off := newRefusalBudget(-1, 64)
+	for range 1000 {
+		off.spend()
+	}
+	if off.paused() {
+		t.Fatal("a disabled budget paused")
 	}
 }

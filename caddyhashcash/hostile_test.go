@@ -259,3 +259,31 @@ func TestConnectionLimitPerPrefix(t *testing.T) {
 			strings.Contains(string(log), `"prefix":"127.0.0.0/24"`)
 	})
 }
+
+func TestRefusalsArePaced(t *testing.T) {
+	addr, up := setup(t, `"price":64,"refusal_rate":20,"refusal_burst":4`)
+	c := dial(t, addr)
+	c.roundTrip("1")
+	used := mintLine(t, `{"jsonrpc":"2.0","method":"server.ping","id":2}`, resource, 64, time.Now())
+	c.send(used + "\n")
+	c.readLine()
+
+	// 4 replays are answered at once, the burst; the next 6 at 20/s.
+	start := time.Now()
+	c.send(strings.Repeat(used+"\n", 10))
+	for range 4 {
+		c.expectError("2", stamp.ReasonReplayed)
+	}
+	burst := time.Since(start)
+	for range 6 {
+		c.expectError("2", stamp.ReasonReplayed)
+	}
+	if paced := time.Since(start); paced < 250*time.Millisecond {
+		t.Fatalf("6 refusals past the burst took %s (burst %s); at 20/s they take at least 300ms", paced, burst)
+	}
+	// The connection is still served, and an accepted request is not held
+	// back by the refusals before it once the budget allows reading.
+	c.roundTrip("3")
+	waitReceived(t, up, []byte(`{"jsonrpc":"2.0","method":"server.ping","id":1}`+"\n"+
+		`{"jsonrpc":"2.0","method":"server.ping","id":2}`+"\n"+`{"jsonrpc":"2.0","method":"server.ping","id":3}`+"\n"))
+}
