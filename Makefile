@@ -7,7 +7,7 @@ CADDY_L4      := github.com/mholt/caddy-l4@v0.1.2
 MODULE        := github.com/electrum-hashcash/electrum-hashcash
 SOURCES       := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all test e2e demo bench vet clean
+.PHONY: all test fuzz e2e demo bench vet clean
 
 all: bin/caddy bin/clientproxy
 
@@ -34,11 +34,27 @@ vet:
 		if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-# The test command CI runs (.ci/run installs electrum and xcaddy first).
+# The test command CI runs (.ci/run installs electrum and xcaddy first):
+# vet, the xcaddy-built binary's check, every test under -race (fuzz
+# targets run their seed corpora), then each fuzz target for FUZZTIME.
 test: vet bin/caddy bin/clientproxy bin/regtestserver
 	.ci/check-caddy-binary bin/caddy bin/clientproxy bin/regtestserver
 	CADDY_BIN=$(CURDIR)/bin/caddy CLIENTPROXY_BIN=$(CURDIR)/bin/clientproxy \
 		$(GO) test -race -count=1 -timeout 40m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for a fixed time; new failing inputs land in the
+# package's testdata/fuzz, to be committed with the fix.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./internal/rpcline:FuzzScanAgreesWithEncodingJSON \
+	./internal/rpcline:FuzzStampRoundTrip \
+	./internal/verify:FuzzVerifierArbitraryBytes \
+	./caddyhashcash:FuzzFramingUnderChunking
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 e2e: bin/caddy bin/clientproxy
 	CADDY_BIN=$(CURDIR)/bin/caddy CLIENTPROXY_BIN=$(CURDIR)/bin/clientproxy \
