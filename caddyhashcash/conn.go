@@ -54,6 +54,7 @@ type filterConn struct {
 	outPos     int
 	readErr    error
 	lineSince  time.Time // when the first byte of the unfinished line came
+	clientDone bool      // the client has closed its sending half
 	budget     refusalBudget
 	deadline   time.Time // the read deadline set on the client connection
 
@@ -138,7 +139,19 @@ func (c *filterConn) fill() error {
 		if c.budget.paused() {
 			// The client has used up its refusals: stop reading it for a
 			// while, so that the cost of a flood falls back on the flooder.
-			time.Sleep(c.budget.pause())
+			// The pause does not count against the line's read_timeout.
+			d := c.budget.pause()
+			time.Sleep(d)
+			if !c.lineSince.IsZero() {
+				c.lineSince = c.lineSince.Add(d)
+			}
+			continue
+		}
+		if c.clientDone {
+			// Every complete line is handled: what is left is the last
+			// line, which the client ended without a line feed.
+			c.finish()
+			c.readErr = io.EOF
 			continue
 		}
 		c.compact()
@@ -182,10 +195,11 @@ func (c *filterConn) setReadDeadline() {
 // endOfInput handles the end of the client's byte stream: the client closed
 // it (its last line may lack a line feed), or a read failed or timed out.
 func (c *filterConn) endOfInput(err error) {
+	if err == io.EOF {
+		c.clientDone = true // fill handles the buffered lines first
+		return
+	}
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		if err == io.EOF {
-			c.finish()
-		}
 		c.readErr = err
 		return
 	}

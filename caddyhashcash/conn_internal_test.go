@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,9 @@ var testClock = time.Unix(1_795_470_000, 0)
 type scriptedConn struct {
 	chunks  [][]byte
 	written bytes.Buffer
+	// eofWithLast returns io.EOF together with the last chunk, as a TLS
+	// connection may.
+	eofWithLast bool
 }
 
 func (c *scriptedConn) Read(p []byte) (int, error) {
@@ -41,6 +45,9 @@ func (c *scriptedConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.chunks[0])
 	c.chunks[0] = c.chunks[0][n:]
+	if c.eofWithLast && len(c.chunks) == 1 && len(c.chunks[0]) == 0 {
+		return n, io.EOF
+	}
 	return n, nil
 }
 
@@ -87,7 +94,11 @@ func testHandler(t testing.TB, price uint64, maxLine, maxRejections int, store r
 // returns what it forwarded, what it answered, and the error that ended it.
 func filterStream(t testing.TB, h *Handler, chunks [][]byte) (forwarded, answered []byte, end error) {
 	t.Helper()
-	client := &scriptedConn{chunks: chunks}
+	return filterConnStream(t, h, &scriptedConn{chunks: chunks})
+}
+
+func filterConnStream(t testing.TB, h *Handler, client *scriptedConn) (forwarded, answered []byte, end error) {
+	t.Helper()
 	fc, err := newFilterConn(layer4.WrapConnection(client, nil, zap.NewNop()), h)
 	if err != nil {
 		t.Fatal(err)
@@ -320,5 +331,25 @@ func TestRefusalBudget(t *testing.T) {
 	}
 	if off.paused() {
 		t.Fatal("a disabled budget paused")
+	}
+}
+
+// TestPausedLinesBeforeEndOfStream: lines held back by refusal pacing when
+// the client's last bytes arrive together with the end of its stream are
+// still handled one by one, before the unterminated last line.
+func TestPausedLinesBeforeEndOfStream(t *testing.T) {
+	h := testHandler(t, 16, 0, 0, replay.NewMemory(16))
+	h.RefusalRate, h.RefusalBurst = 1000, 1
+	last := `{"jsonrpc":"2.0","method":"server.ping","id":9}`
+	stream := strings.Repeat("x\n", 5) + last
+	forwarded, answered, end := filterConnStream(t, h, &scriptedConn{chunks: [][]byte{[]byte(stream)}, eofWithLast: true})
+	if string(forwarded) != last {
+		t.Fatalf("forwarded %q, want %q", forwarded, last)
+	}
+	if got := replyReasons(t, answered); len(got) != 5 {
+		t.Fatalf("answered %v, want 5 parse errors", got)
+	}
+	if end != io.EOF {
+		t.Fatalf("ended with %v", end)
 	}
 }
