@@ -331,3 +331,28 @@ func TestCaddyIPv6(t *testing.T) {
 		t.Errorf("stats %+v: the default resource was not the address", st)
 	}
 }
+
+// TestCaddyConnectionLimit: a server that refuses the connection for its
+// network's connection cap says so once, with id null; the proxy logs why
+// and passes the line on, and the server closes the connection.
+func TestCaddyConnectionLimit(t *testing.T) {
+	leakCheck(t)
+	e := startCaddy(t, "127.0.0.1", `,"price":16,"max_conns_per_prefix":1`, 0)
+	px := startProxy(t, Config{Server: e.addr, Resource: testResource, Work: 16}, "")
+	first := dialWallet(t, px.addr)
+	first.send(versionReq)
+	readAnswers(t, first, 1)
+
+	second := dialWallet(t, px.addr)
+	second.send(versionReq)
+	line := second.readLine()
+	if !strings.HasPrefix(line, `{"jsonrpc":"2.0","id":null,"error":{"code":-32012,`) || !strings.Contains(line, `"reason":"connection_limit"`) {
+		t.Fatalf("second wallet got %q, want the connection_limit refusal", line)
+	}
+	if _, err := second.br.ReadByte(); err == nil {
+		t.Fatal("the refused connection stayed open")
+	}
+	if logs := px.logs.String(); !strings.Contains(logs, "server is closing the connection") || !strings.Contains(logs, "reason=connection_limit") {
+		t.Fatalf("proxy did not log the refusal:\n%s", logs)
+	}
+}

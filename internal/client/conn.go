@@ -545,7 +545,8 @@ func (c *conn) judge(line []byte, scan *rpcline.Line) bool {
 			break
 		}
 	}
-	if req == nil { // a notification, or the answer to an unstamped line
+	if req == nil { // a notification, the answer to an unstamped line, or a connection refusal
+		c.noteConnectionRefusal(line, scan)
 		c.openGate(nil, false)
 		return true
 	}
@@ -629,6 +630,20 @@ func (c *conn) refused(req *request, rejs []*stamp.Rejection) bool {
 		c.retries.push(req)
 	})
 	return true
+}
+
+// noteConnectionRefusal logs a refusal of the whole connection (id null:
+// connection_limit, read_timeout, internal), which the server sends just
+// before it closes; the line still goes to the wallet.
+func (c *conn) noteConnectionRefusal(line []byte, scan *rpcline.Line) {
+	if scan.Kind != rpcline.KindObject || string(scan.Objects[0].ID) != "null" || !bytes.Contains(line, []byte(`"error"`)) {
+		return
+	}
+	for _, r := range refusals(line, scan) {
+		if connectionReason(r.Reason) {
+			c.log.Warn("server is closing the connection", "reason", r.Reason, "detail", r.Detail)
+		}
+	}
 }
 
 // refusals returns the hashcash refusals among the objects of a line:

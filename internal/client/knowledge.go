@@ -167,5 +167,15 @@ func knownReason(r stamp.Reason) bool {
 	case stamp.ReasonTooLarge, stamp.ReasonInvalidRequest, stamp.ReasonParse:
 		return true
 	}
-	return pricedReason(r)
+	return pricedReason(r) || connectionReason(r)
+}
+
+// connectionReason reports whether r refuses a whole connection rather than
+// one request; the server closes the connection after it.
+func connectionReason(r stamp.Reason) bool {
+	switch r {
+	case stamp.ReasonConnectionLimit, stamp.ReasonReadTimeout, stamp.ReasonInternal:
+		return true
+	}
+	return false
 }
