@@ -21,6 +21,7 @@ import (
 //		max_line_bytes  <int>
 //		max_rejections  <int>
 //		replay_capacity <int>
+//		max_batch       <int>
 //		read_timeout    <duration>
 //		idle_timeout    <duration>
 //		write_timeout   <duration>
@@ -112,7 +113,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("parsing %s option '%s': %v", wrapper, optionName, err)
 			}
 			h.RefusalRate = rate
-		case "max_line_bytes", "max_rejections", "replay_capacity", "refusal_burst",
+		case "max_line_bytes", "max_rejections", "replay_capacity", "refusal_burst", "max_batch",
 			"max_conns_per_prefix", "ipv4_prefix", "ipv6_prefix":
 			if d.CountRemainingArgs() != 1 {
 				return d.ArgErr()
@@ -127,6 +128,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				"max_rejections":       &h.MaxRejections,
 				"replay_capacity":      &h.ReplayCapacity,
 				"refusal_burst":        &h.RefusalBurst,
+				"max_batch":            &h.MaxBatch,
 				"max_conns_per_prefix": &h.MaxConnsPerPrefix,
 				"ipv4_prefix":          &h.IPv4Prefix,
 				"ipv6_prefix":          &h.IPv6Prefix,

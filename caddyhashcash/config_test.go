@@ -35,6 +35,7 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{hashcashHandler(`"price":"lots"`), "work \"lots\""},
 		{hashcashHandler(`"ipv4_prefix":33`), "option ipv4_prefix"},
 		{hashcashHandler(`"refusal_burst":-1`), "option refusal_burst"},
+		{hashcashHandler(`"max_batch":-1`), "option max_batch"},
 		{hashcashHandler(`"ipv6_prefix":-48`), "option ipv6_prefix"},
 	} {
 		addr := caddytest.FreeAddr(t, "127.0.0.1")
@@ -79,6 +80,7 @@ func TestCaddyfileSyntax(t *testing.T) {
 					rejection_cooldown 1m
 					refusal_rate 2.5
 					refusal_burst 10
+					max_batch 50
 					max_conns_per_prefix 8
 					ipv4_prefix 32
 					ipv6_prefix 64
@@ -95,7 +97,7 @@ func TestCaddyfileSyntax(t *testing.T) {
 		`"handler":"hashcash"`, `"resource":"example.org:1"`, `"price":131072`,
 		`"method_prices":{"server.add_peer":1073741824,"server.ping":0}`, `"window":120000000000`,
 		`"max_skew":10000000000`, `"max_line_bytes":5000`, `"max_rejections":-1`, `"replay_capacity":1000`,
-		`"read_timeout":5000000000`, `"idle_timeout":120000000000`, `"write_timeout":-1000000000`, `"rejection_cooldown":60000000000`, `"refusal_rate":2.5`, `"refusal_burst":10`,
+		`"read_timeout":5000000000`, `"idle_timeout":120000000000`, `"write_timeout":-1000000000`, `"rejection_cooldown":60000000000`, `"refusal_rate":2.5`, `"refusal_burst":10`, `"max_batch":50`,
 		`"max_conns_per_prefix":8`, `"ipv4_prefix":32`, `"ipv6_prefix":64`,
 	} {
 		if !strings.Contains(cfg, want) {

@@ -20,10 +20,6 @@ import (
 // readChunk is how much is read from the client at a time.
 const readChunk = 8 << 10
 
-// maxPendingReplies bounds the error lines queued while the server is in the
-// middle of a response; a client that makes more is disconnected.
-const maxPendingReplies = 1 << 20
-
 // Errors that end a connection's request stream.
 var (
 	errTooManyRejections = errors.New("hashcash: too many refused requests")
@@ -350,8 +346,8 @@ func (c *filterConn) refuse(reply []byte) {
 func (c *filterConn) queueReply(reply []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if len(c.pending)+len(reply)+1 > maxPendingReplies {
-		return fmt.Errorf("hashcash: more than %d bytes of error replies queued", maxPendingReplies)
+	if limit := c.h.maxPendingReplies(); len(c.pending)+len(reply)+1 > limit {
+		return fmt.Errorf("hashcash: more than %d bytes of error replies queued", limit)
 	}
 	c.pending = append(c.pending, reply...)
 	c.pending = append(c.pending, '\n')

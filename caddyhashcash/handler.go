@@ -34,6 +34,7 @@ const (
 	DefaultMaxLineBytes   = 1_000_000
 	DefaultMaxRejections  = 20
 	DefaultReplayCapacity = 1_000_000
+	DefaultMaxBatch       = 1000
 	DefaultReadTimeout    = 30 * time.Second
 	DefaultIdleTimeout    = 10 * time.Minute
 	DefaultWriteTimeout   = 30 * time.Second
@@ -96,6 +97,12 @@ type Handler struct {
 	// every handler with the same Resource and survives config reloads.
 	// Default: 1000000.
 	ReplayCapacity int `json:"replay_capacity,omitempty"`
+
+	// MaxBatch is the most requests one batch line may hold. A longer batch
+	// is refused whole with a single invalid_request error, which counts
+	// toward MaxRejections, without its elements being looked at. Electrum
+	// wallets do not send batches. Default: 1000.
+	MaxBatch int `json:"max_batch,omitempty"`
 
 	// ReadTimeout is how long a request line may take to arrive, from its
 	// first byte to its line feed. A client that is slower is answered with
@@ -183,6 +190,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Window:       time.Duration(h.Window),
 		Skew:         time.Duration(h.MaxSkew),
 		Store:        store,
+		MaxBatch:     h.MaxBatch,
 	}
 	h.metrics = newHandlerMetrics(ctx.GetMetricsRegistry(), h.Resource)
 	return nil
@@ -223,6 +231,12 @@ func (h *Handler) applyDefaults() error {
 	}
 	if h.MaxLineBytes < 64 {
 		return fmt.Errorf("hashcash: option max_line_bytes: %d is less than 64", h.MaxLineBytes)
+	}
+	if h.MaxBatch == 0 {
+		h.MaxBatch = DefaultMaxBatch
+	}
+	if h.MaxBatch < 0 {
+		return fmt.Errorf("hashcash: option max_batch: %d is negative", h.MaxBatch)
 	}
 	if h.MaxRejections == 0 {
 		h.MaxRejections = DefaultMaxRejections
@@ -267,6 +281,14 @@ func (h *Handler) applyDefaults() error {
 		return fmt.Errorf("hashcash: option ipv6_prefix: %d is not in 1..128", h.IPv6Prefix)
 	}
 	return nil
+}
+
+// maxPendingReplies bounds the error lines queued for a client, which grow
+// only while the client does not read them: enough for the replies to a
+// line of MaxLineBytes and to a batch of MaxBatch, whose error data repeat
+// at most a few hundred bytes of each request besides its id.
+func (h *Handler) maxPendingReplies() int {
+	return h.MaxLineBytes + h.MaxBatch*1024 + 1<<20
 }
 
 // prefixRule is how the handler groups clients for MaxConnsPerPrefix.

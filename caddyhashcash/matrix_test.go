@@ -689,7 +689,8 @@ func mxCases() []mxCase {
 			batch: true, strikes: 1,
 			replies: []mxReply{{stamp.ReasonBatch, "46"}, {stamp.ReasonInvalidRequest, "null"}}},
 		mxBatchSameStampTwice(),
-		mxBigBatch(5000),
+		mxBigBatch(1000),
+		mxOversizedBatch(1001),
 
 		// Line length.
 		{name: "line_at_limit", input: "control: a valid stamped request of exactly " + mxThousands(mxMaxLine) + " bytes (`max_line_bytes`), its line feed in the next write",
@@ -758,11 +759,11 @@ func mxBatchSameStampTwice() mxCase {
 	}
 }
 
-// mxBigBatch is the row of a batch of n non-objects, `[1,1,…]`: a short
-// line that is refused element by element. README documents one error per
-// element, in one reply, and every element is a strike, so the connection
-// then closes. The reply is about 125 times the line's size; at 5,000
-// elements it is over 1 MB.
+// mxBigBatch is the row of a batch of n non-objects, `[1,1,…]`, n at most
+// max_batch: a short line that is refused element by element, one error per
+// element in one reply, and every element is a strike, so the connection
+// then closes. The reply is about 125 times the line's size, which
+// max_batch bounds.
 func mxBigBatch(n int) mxCase {
 	replies := make([]mxReply, n)
 	for i := range replies {
@@ -776,6 +777,21 @@ func mxBigBatch(n int) mxCase {
 		batch:   true,
 		strikes: n,
 		replies: replies,
+	}
+}
+
+// mxOversizedBatch is the row of a batch of n > max_batch non-objects: it
+// is refused whole with one error, one strike, without its elements being
+// looked at, so that a short line cannot make the handler build a reply a
+// hundred times its size.
+func mxOversizedBatch(n int) mxCase {
+	line := "[" + strings.TrimSuffix(strings.Repeat("1,", n), ",") + "]"
+	return mxCase{
+		name:    fmt.Sprintf("batch_of_%d", n),
+		input:   fmt.Sprintf("a batch of %s elements, more than `max_batch` (a %s-byte line)", mxThousands(n), mxThousands(len(line))),
+		line:    mxFixed(line),
+		strikes: 1,
+		replies: []mxReply{{stamp.ReasonInvalidRequest, "null"}},
 	}
 }
 

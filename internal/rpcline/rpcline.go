@@ -79,14 +79,26 @@ type Line struct {
 	Objects []Object
 }
 
-// ErrSyntax is wrapped by every error Scan returns.
+// ErrSyntax is wrapped by every error Scan returns for invalid JSON.
 var ErrSyntax = errors.New("invalid JSON")
+
+// ErrBatchTooLarge is returned by ScanLimit for a batch with more elements
+// than allowed. Scanning stops at the first element over the limit.
+var ErrBatchTooLarge = errors.New("batch too large")
 
 // Scan checks that line (without its line feed) is exactly one JSON value,
 // optionally surrounded by whitespace, and describes it in dst, reusing
 // dst's storage. stampKey is the member name of the stamp, e.g. "pow".
 func Scan(line []byte, stampKey string, dst *Line) error {
-	s := scanner{b: line, stampKey: stampKey, out: dst}
+	return ScanLimit(line, stampKey, 0, dst)
+}
+
+// ScanLimit is Scan for lines whose batches may hold at most maxBatch
+// elements (0: no limit). A longer batch fails with ErrBatchTooLarge as soon
+// as its first element over the limit begins, so the work and memory spent
+// on a line stay in proportion to the limit, not to the line.
+func ScanLimit(line []byte, stampKey string, maxBatch int, dst *Line) error {
+	s := scanner{b: line, stampKey: stampKey, out: dst, maxBatch: maxBatch}
 	dst.Kind = KindOther
 	dst.Objects = dst.Objects[:0]
 	s.skipSpace()
@@ -199,6 +211,7 @@ type scanner struct {
 	stampKey string
 	out      *Line
 	escaped  bool // the last string str scanned has escapes
+	maxBatch int  // most batch elements; 0: no limit
 }
 
 func (s *scanner) errf(format string, args ...any) error {
@@ -231,6 +244,9 @@ func (s *scanner) batch() error {
 			return s.errf("unterminated array")
 		}
 		idx := len(s.out.Objects)
+		if s.maxBatch > 0 && idx == s.maxBatch {
+			return fmt.Errorf("%w: more than %d requests", ErrBatchTooLarge, s.maxBatch)
+		}
 		s.out.Objects = append(s.out.Objects, Object{Start: s.i})
 		if s.b[s.i] == '{' {
 			if err := s.object(&s.out.Objects[idx]); err != nil {

@@ -2,6 +2,7 @@ package rpcline_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -121,4 +122,21 @@ func FuzzScanAgreesWithEncodingJSON(f *testing.F) {
 			t.Fatalf("stripping %q gave invalid JSON %q", in, stripped)
 		}
 	})
+}
+
+func TestScanLimitStopsAtMaxBatch(t *testing.T) {
+	var l rpcline.Line
+	if err := rpcline.ScanLimit([]byte(`[1,2]`), "pow", 2, &l); err != nil || len(l.Objects) != 2 {
+		t.Fatalf("a batch at the limit: %v, %d objects", err, len(l.Objects))
+	}
+	err := rpcline.ScanLimit([]byte(`[1,2,{"a":`), "pow", 2, &l)
+	if !errors.Is(err, rpcline.ErrBatchTooLarge) || errors.Is(err, rpcline.ErrSyntax) {
+		t.Fatalf("a batch over the limit (and truncated past it): %v, want ErrBatchTooLarge only", err)
+	}
+	if len(l.Objects) > 2 {
+		t.Fatalf("%d objects kept past the limit", len(l.Objects))
+	}
+	if err := rpcline.ScanLimit([]byte(`{"a":[1,2,3,4]}`), "pow", 2, &l); err != nil {
+		t.Fatalf("arrays inside an object are not batches: %v", err)
+	}
 }

@@ -6,10 +6,12 @@ package verify
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
@@ -31,6 +33,9 @@ type Policy struct {
 	Skew time.Duration
 	// Store remembers used stamps.
 	Store replay.Store
+	// MaxBatch is the most requests a batch may hold; a longer batch is
+	// refused whole with one error. 0 means no limit.
+	MaxBatch int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -122,7 +127,12 @@ func (v *Verifier) Strikes() int { return v.strikes }
 func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
 	now := v.now().Unix()
 	v.reply = v.reply[:0]
-	if err := rpcline.Scan(line, stamp.Member, &v.line); err != nil {
+	if err := rpcline.ScanLimit(line, stamp.Member, v.policy.MaxBatch, &v.line); err != nil {
+		if errors.Is(err, rpcline.ErrBatchTooLarge) {
+			v.record(stamp.ReasonInvalidRequest, false)
+			return dst, v.refuseLine(stamp.ReasonInvalidRequest,
+				"a batch may hold at most "+strconv.Itoa(v.policy.MaxBatch)+" requests", now)
+		}
 		v.record(stamp.ReasonParse, false)
 		return dst, v.refuseLine(stamp.ReasonParse, err.Error(), now)
 	}
@@ -321,12 +331,29 @@ func (v *Verifier) appendError(dst, id []byte, e *element, now int64) []byte {
 	return v.policy.appendError(dst, id, e, now)
 }
 
+// maxEcho is the most bytes of a client's method name or of a detail that
+// an error's data repeats, so that a reply stays short whatever the
+// request held.
+const maxEcho = 256
+
+// truncate cuts s to at most maxEcho bytes, at a UTF-8 character boundary.
+func truncate(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
 // appendError appends a JSON-RPC error response for a refused request.
 func (p *Policy) appendError(dst, id []byte, e *element, now int64) []byte {
 	data, err := json.Marshal(stamp.Rejection{
 		Reason:   e.reason,
-		Detail:   e.detail,
-		Method:   string(e.method),
+		Detail:   truncate(e.detail),
+		Method:   truncate(string(e.method)),
 		Price:    e.price,
 		Resource: p.Resource,
 		Time:     now,
