@@ -43,16 +43,6 @@ const (
 // fuzzMethodPrices has one free method and one above the default price.
 var fuzzMethodPrices = map[string]uint64{"server.ping": 0, "server.version": 2 * fuzzPrice}
 
-// readmeWholeLineBody selects the body a single-object line's stamp commits
-// to in the independent check. README ("Where the stamp goes", "Hashed
-// input") and the stamp package doc say the body is the whole forwarded
-// line; verify.go (bodyHash) and the client (AppendObjectStripped) hash
-// only the object's text, which differs when the line has JSON whitespace
-// around the object (for example a CRLF line ending). The check follows the
-// code; set this to true to check README's wording instead, which makes the
-// target fail on such lines.
-const readmeWholeLineBody = false
-
 // FuzzVerifierArbitraryBytes feeds arbitrary bytes to a Verifier, and, for
 // lines that are requests, correctly stamped and then mutated versions of
 // them. Input: the bytes (split into lines at LF, as the handler frames
@@ -496,10 +486,9 @@ func (env *fuzzEnv) modelRequest(line []byte, span [2]int, batch bool) (stamp.Re
 	if err := json.Unmarshal(pow, &text); err != nil {
 		env.t.Fatalf("%q: %v", pow, err)
 	}
+	// The body is the object's text without its stamp member, whitespace
+	// around the object excluded (README, "Where the stamp goes").
 	body := stripStamp(env.t, obj)
-	if readmeWholeLineBody && !batch {
-		body = slices.Concat(line[:span[0]], body, line[span[1]:])
-	}
 	key, reason, _ := judgeStamp(text, body, price)
 	if reason != "" {
 		return reason, nil
@@ -763,11 +752,7 @@ func (env *fuzzEnv) checkForward(line, fwd []byte) {
 	}
 	for i := range in {
 		got := fwd[out[i][0]:out[i][1]]
-		body := got
-		if readmeWholeLineBody && !inBatch {
-			body = fwd
-		}
-		env.checkForwardedRequest(line, line[in[i][0]:in[i][1]], got, body)
+		env.checkForwardedRequest(line, line[in[i][0]:in[i][1]], got, got)
 	}
 	// And as JSON: the line without its stamp members.
 	want, err := decodeJSON(line)
