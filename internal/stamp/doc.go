@@ -32,7 +32,7 @@
 //	18      8     work
 //	26      8     time
 //	34      16    salt
-//	50      32    body hash: SHA-256 of the request line as forwarded
+//	50      32    body hash: SHA-256 of the request object as forwarded
 //	82      1     length of resource, n
 //	83      n     resource, ASCII
 //	83+n    z     zero bytes, so that 83+n+z is the next multiple of 64
@@ -41,11 +41,12 @@
 // Everything before the counter fills whole 64-byte SHA-256 blocks, so a
 // minter hashes it once and recomputes only the final block per attempt.
 //
-// The body is the exact byte sequence the verifier forwards to the server
-// without its terminating line feed: the request line with the stamp member
-// removed as described in package rpcline. For a batch, every element has
-// its own stamp whose body is that element's object text without its stamp
-// member.
+// The body is the request object's text, from its opening to its closing
+// brace, with the stamp member removed as described in package rpcline:
+// exactly what the verifier forwards of it. Whitespace around the object on
+// the line (a carriage return before the line feed) is forwarded but not
+// part of the body. For a batch, every element has its own stamp whose body
+// is that element's object text without its stamp member.
 //
 // # Verdict
 //
