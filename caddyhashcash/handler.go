@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
@@ -174,7 +175,11 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies defaults, checks the options and sets up the handler.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger(h)
+	// Log lines are per connection, and a flood makes many: keep the first
+	// 10 of each message every second, then one in 100.
+	h.logger = ctx.Logger(h).WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(core, time.Second, 10, 100)
+	}))
 	if err := h.applyDefaults(); err != nil {
 		return err
 	}
