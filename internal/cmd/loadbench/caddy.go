@@ -23,14 +23,16 @@ import (
 // first at hashAddr (c, saturated runs) and at pacedAddr (c, paced runs).
 // The saturated server has a short window (see stampWindow); the paced one
 // has the handler's defaults but for the price, and its own resource so
-// that it has its own replay store.
+// that it has its own replay store. Both let any number of connections
+// come from one network (loadbench dials them all from 127.0.0.1).
 func caddyConfig(plainAddr, hashAddr, pacedAddr, upstream string, price uint64, capacity int) map[string]any {
 	proxy := map[string]any{"handler": "proxy", "upstreams": []any{map[string]any{"dial": []string{upstream}}}}
+	// Every connection comes from 127.0.0.1: no per-network limit.
 	hashcash := map[string]any{
 		"handler": "hashcash", "resource": resource, "price": price, "replay_capacity": capacity,
-		"window": stampWindow.String(), "max_skew": stampSkew.String(),
+		"window": stampWindow.String(), "max_skew": stampSkew.String(), "max_conns_per_prefix": -1,
 	}
-	paced := map[string]any{"handler": "hashcash", "resource": pacedResource, "price": price}
+	paced := map[string]any{"handler": "hashcash", "resource": pacedResource, "price": price, "max_conns_per_prefix": -1}
 	server := func(listen string, handlers ...any) map[string]any {
 		return map[string]any{"listen": []string{listen}, "routes": []any{map[string]any{"handle": handlers}}}
 	}

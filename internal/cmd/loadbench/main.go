@@ -37,11 +37,40 @@
 // as a child process built with the module (make bin/caddy), and loadbench
 // also reports the child's own CPU time per request and resident memory.
 //
+// With -flood N, loadbench instead measures the handler under a flood, in
+// one run against one caddy server (hashcash, then proxy): first -honest
+// connections (10) send validly stamped Electrum requests, each paced at
+// -honest-rate (200/s), alone for -flood-baseline; then again for
+// -flood-duration while N flooder connections send invalid requests as fast
+// as caddy answers them, at most -flood-window (64) unanswered per
+// connection: lines that are not JSON or not requests (garbage),
+// requests without a stamp (missing), stamps whose digest does not prove
+// their claimed work (forged), and stamps caddy has accepted before
+// (replay, a refusal that does not count toward max_rejections). Flooders
+// reconnect when caddy closes their connection, at once or after
+// -flood-redial-wait. Honest clients dial from 127.0.2.0/24 and each kind
+// of flooder from its own /24s, at most -flood-per-prefix per /24
+// (max_conns_per_prefix applies per /24). The
+// flooders run in a child process (this program with -flood-worker), so
+// that they do not delay the honest clients' goroutines. The upstream
+// tells senders apart by request id; loadbench exits with status 1 if any
+// flooder line reaches it. The report gives the honest p50 and p99 alone
+// and under flood and their ratio, what the flooders sent and were
+// answered, how often caddy closed their connections, what the upstream
+// received, and caddy's memory before, during and after the flood.
+//
 // Usage:
 //
 //	loadbench [-conns 1,16,256] [-warmup 1s] [-duration 3s] [-rounds 3]
 //	          [-window 32] [-pace 5000] [-price 16] [-caddy bin/caddy]
 //	          [-out results.md] [-cpuprofile c.prof -profile-path c]
+//	loadbench -flood 300 [-flood-kinds garbage,missing,forged,replay]
+//	          [-flood-per-prefix 24] [-flood-window 64] [-flood-redial-wait 0]
+//	          [-honest 10] [-honest-rate 200]
+//	          [-flood-warmup 2s] [-flood-baseline 10s] [-flood-duration 20s]
+//	          [-max-rejections 20] [-max-conns-per-prefix 32]
+//	          [-flood-replay-capacity 1000000] [-flood-nice 0]
+//	          [-price 16] [-caddy bin/caddy] [-out results.md]
 package main
 
 import (
@@ -90,10 +119,13 @@ type profiler struct {
 func main() {
 	var (
 		cfg         config
+		fc          floodConfig
 		conns       string
 		out         string
 		cpuProfile  string
 		profilePath string
+		kinds       string
+		worker      bool
 	)
 	flag.StringVar(&conns, "conns", "1,16,256", "numbers of connections to measure, comma-separated")
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "measuring time per path and number of connections")
@@ -111,7 +143,33 @@ func main() {
 	flag.StringVar(&cfg.paths, "paths", "abc", "paths to measure: a (upstream), b (caddy proxy), c (caddy hashcash and proxy)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "times to make every measurement; the report gives medians")
 	flag.StringVar(&out, "out", "", "also write the report to this file")
+	flag.IntVar(&fc.flooders, "flood", 0, "run the flood scenario instead, with this many flooder connections")
+	flag.StringVar(&kinds, "flood-kinds", strings.Join(floodKinds, ","), "flood: the kinds of flooder, taken in turn")
+	flag.IntVar(&fc.perPrefix, "flood-per-prefix", 24, "flood: most flooders of one kind per /24")
+	flag.IntVar(&fc.floodWindow, "flood-window", 64, "flood: most unanswered lines per flooder connection")
+	flag.DurationVar(&fc.redialWait, "flood-redial-wait", 0, "flood: how long a flooder waits to connect again after caddy ends its connection (as a firewall's rate limit would make it)")
+	flag.IntVar(&fc.honest, "honest", 10, "flood: honest connections")
+	flag.Float64Var(&fc.honestRate, "honest-rate", 200, "flood: requests/s per honest connection")
+	flag.DurationVar(&fc.warmup, "flood-warmup", 2*time.Second, "flood: time before the honest clients are measured, in each phase")
+	flag.DurationVar(&fc.baseline, "flood-baseline", 10*time.Second, "flood: time the honest clients are measured alone")
+	flag.DurationVar(&fc.duration, "flood-duration", 20*time.Second, "flood: time the honest clients are measured under flood")
+	flag.IntVar(&fc.maxRejections, "max-rejections", 20, "flood: the handler's max_rejections")
+	flag.IntVar(&fc.maxConnsPerPrefix, "max-conns-per-prefix", 32, "flood: the handler's max_conns_per_prefix")
+	flag.IntVar(&fc.capacity, "flood-replay-capacity", 1_000_000, "flood: the handler's replay_capacity")
+	flag.IntVar(&fc.seeds, "flood-seeds", 4096, "flood: accepted lines for replay flooders to replay")
+	flag.IntVar(&fc.nice, "flood-nice", 0, "flood: run the flooder process under nice -n this")
+	flag.BoolVar(&worker, "flood-worker", false, "internal: be the flooder process of a flood run (plan on standard input)")
 	flag.Parse()
+	if worker {
+		if err := floodWorker(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench: flooder process:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if fc.flooders > 0 {
+		os.Exit(runFloodMain(fc, kinds, cfg, out))
+	}
 	for f := range strings.SplitSeq(conns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
@@ -149,6 +207,41 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+// runFloodMain checks the flood flags, runs the flood scenario, prints its
+// report and returns the exit status.
+func runFloodMain(fc floodConfig, kinds string, cfg config, out string) int {
+	var err error
+	if fc.kinds, err = parseKinds(kinds); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench: -flood-kinds:", err)
+		return 2
+	}
+	fc.price, fc.caddyBin, fc.window = cfg.price, cfg.caddyBin, cfg.window
+	if fc.flooders < len(fc.kinds) || fc.perPrefix < 1 || fc.perPrefix > 254 ||
+		(fc.flooders/len(fc.kinds)+1)/fc.perPrefix > 250 || fc.honest < 1 || fc.honest > 200 || fc.honestRate <= 0 ||
+		fc.warmup <= 0 || fc.baseline <= 0 || fc.duration <= 0 || fc.seeds < 1 || fc.price < 1 || fc.window < 1 || fc.floodWindow < 1 || fc.redialWait < 0 {
+		fmt.Fprintln(os.Stderr, "loadbench: -flood must be at least the number of kinds, -flood-per-prefix 1 to 254 "+
+			"(and at most 250 /24s per kind), -honest 1 to 200, -honest-rate, -flood-window, -flood-seeds, -price and the durations positive")
+		return 2
+	}
+	report, failure, err := floodBench(fc, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		return 1
+	}
+	fmt.Print(report)
+	if out != "" {
+		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			return 1
+		}
+	}
+	if failure != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", failure)
+		return 1
+	}
+	return 0
 }
 
 // Path names.

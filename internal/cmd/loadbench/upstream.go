@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // upstream is a fast Electrum-shaped server: it answers every request line
@@ -19,16 +21,24 @@ type upstream struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
+	tally   *lineTally   // if not nil, counts the lines read by sender
+	opened  atomic.Int64 // connections accepted
 }
 
 // newUpstream listens on a loopback port and answers with the results of
 // methods.
 func newUpstream(methods []method) (*upstream, error) {
+	return newCountingUpstream(methods, nil)
+}
+
+// newCountingUpstream is newUpstream that also counts every line it reads
+// in tally, if not nil.
+func newCountingUpstream(methods []method, tally *lineTally) (*upstream, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("upstream: %w", err)
 	}
-	u := &upstream{ln: ln, results: map[string][]byte{}, conns: map[net.Conn]struct{}{}}
+	u := &upstream{ln: ln, results: map[string][]byte{}, conns: map[net.Conn]struct{}{}, tally: tally}
 	for _, m := range methods {
 		u.results[m.name] = []byte(m.result)
 	}
@@ -55,6 +65,7 @@ func (u *upstream) accept() {
 		if err != nil {
 			return
 		}
+		u.opened.Add(1)
 		u.mu.Lock()
 		u.conns[c] = struct{}{}
 		u.mu.Unlock()
@@ -84,10 +95,18 @@ func (u *upstream) serve(c net.Conn) {
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// Longer than any request loadbench sends: skip it.
+			n := len(line)
 			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = r.ReadSlice('\n')
+				line, err = r.ReadSlice('\n')
+				n += len(line)
+			}
+			if u.tally != nil {
+				u.tally.add(lineFlood, n, nil)
 			}
 			continue
+		}
+		if u.tally != nil && len(line) > 0 {
+			u.tally.observe(line)
 		}
 		if err != nil {
 			if len(out) > 0 {
@@ -132,4 +151,79 @@ func (u *upstream) answer(dst, line []byte) []byte {
 	dst = append(dst, `,"id":`...)
 	dst = append(dst, id...)
 	return append(dst, "}\n"...)
+}
+
+// The senders a flood run's upstream tells apart, by request id.
+const (
+	lineHonest = iota // ids below seedIDBase
+	lineSeed          // ids from seedIDBase below floodIDBase
+	lineFlood         // ids from floodIDBase, or no id
+	lineClasses
+)
+
+// lineTally counts the request lines an upstream reads, by sender, and
+// keeps the first flooder line.
+type lineTally struct {
+	lines, bytes [lineClasses]atomic.Int64
+	mu           sync.Mutex
+	firstFlood   string
+}
+
+// classifyLine returns who sent a request line, from its first "id"
+// member: honest clients, the seeding connection or a flooder.
+func classifyLine(line []byte) int {
+	i := bytes.Index(line, idKey)
+	if i < 0 {
+		return lineFlood
+	}
+	var id, digits int64
+	for _, c := range line[i+len(idKey):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		if digits++; digits > 12 {
+			return lineFlood
+		}
+		id = id*10 + int64(c-'0')
+	}
+	switch {
+	case digits == 0:
+		return lineFlood
+	case id < seedIDBase:
+		return lineHonest
+	case id < floodIDBase:
+		return lineSeed
+	}
+	return lineFlood
+}
+
+func (t *lineTally) observe(line []byte) { t.add(classifyLine(line), len(line), line) }
+
+func (t *lineTally) add(class, n int, line []byte) {
+	t.lines[class].Add(1)
+	t.bytes[class].Add(int64(n))
+	if class == lineFlood {
+		t.mu.Lock()
+		if t.firstFlood == "" {
+			t.firstFlood = fmt.Sprintf("%.300q", line)
+		}
+		t.mu.Unlock()
+	}
+}
+
+// tallySnapshot is a lineTally's counts at one moment.
+type tallySnapshot struct {
+	lines, bytes [lineClasses]int64
+	firstFlood   string
+}
+
+func (t *lineTally) snapshot() tallySnapshot {
+	var s tallySnapshot
+	for i := range lineClasses {
+		s.lines[i], s.bytes[i] = t.lines[i].Load(), t.bytes[i].Load()
+	}
+	t.mu.Lock()
+	s.firstFlood = t.firstFlood
+	t.mu.Unlock()
+	return s
 }
