@@ -7,7 +7,7 @@ CADDY_L4      := github.com/mholt/caddy-l4@v0.1.2
 MODULE        := github.com/electrum-hashcash/electrum-hashcash
 SOURCES       := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all test fuzz e2e demo bench vet clean
+.PHONY: all test fuzz e2e demo bench bench-flood vet clean
 
 all: bin/caddy bin/clientproxy
 
@@ -72,6 +72,11 @@ bench: bin/caddy
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 ./internal/replay
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/rpcline ./internal/stamp ./internal/client
 	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -out bin/loadbench.md
+
+# Honest clients' latency alone and under a flood of 300 flooder connections
+# (internal/cmd/loadbench -flood), about 45 seconds; also bin/loadbench-flood.md.
+bench-flood: bin/caddy
+	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -flood 300 -out bin/loadbench-flood.md
 
 clean:
 	rm -rf bin

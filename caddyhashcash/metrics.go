@@ -23,9 +23,8 @@ const (
 // metrics registry of Caddy's current config.
 type handlerMetrics struct {
 	requests *prometheus.CounterVec
-	closed   *prometheus.CounterVec
 	accepted prometheus.Counter
-	resource string
+	closed   map[string]prometheus.Counter // by reason, made up front
 }
 
 func registerOrExisting[C prometheus.Collector](reg *prometheus.Registry, c C) C {
@@ -57,17 +56,22 @@ func newHandlerMetrics(reg *prometheus.Registry, resource string) *handlerMetric
 		Name:      "connections_closed_total",
 		Help:      "Connections the handler closed, by resource and reason (rejections, read_timeout, idle_timeout, write_timeout, connection_limit, internal).",
 	}, []string{"resource", "reason"}))
-	return &handlerMetrics{
+	m := &handlerMetrics{
 		requests: requests,
-		closed:   closed,
 		accepted: requests.WithLabelValues(resource, "accepted"),
-		resource: resource,
+		closed:   make(map[string]prometheus.Counter),
 	}
+	for _, reason := range []string{closedRejections, closedReadTimeout, closedIdleTimeout,
+		closedWriteTimeout, closedConnectionLimit, closedInternal} {
+		m.closed[reason] = closed.WithLabelValues(resource, reason)
+	}
+	return m
 }
 
-// closedFor returns the counter of connections closed for reason.
+// closedFor returns the counter of connections closed for reason, one of
+// the closed* constants.
 func (m *handlerMetrics) closedFor(reason string) prometheus.Counter {
-	return m.closed.WithLabelValues(m.resource, reason)
+	return m.closed[reason]
 }
 
 // observe counts one verdict; "" means accepted.
