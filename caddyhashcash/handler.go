@@ -219,73 +219,49 @@ func (h *Handler) applyDefaults() error {
 			return fmt.Errorf("hashcash: option method_prices: empty method name (price %d)", w)
 		}
 	}
-	if h.Window == 0 {
-		h.Window = caddy.Duration(DefaultWindow)
-	}
-	if h.Window < caddy.Duration(time.Second) {
+	orDefault(&h.Window, caddy.Duration(DefaultWindow))
+	orDefault(&h.MaxSkew, caddy.Duration(DefaultMaxSkew))
+	orDefault(&h.ReadTimeout, caddy.Duration(DefaultReadTimeout))
+	orDefault(&h.IdleTimeout, caddy.Duration(DefaultIdleTimeout))
+	orDefault(&h.WriteTimeout, caddy.Duration(DefaultWriteTimeout))
+	orDefault(&h.RejectionCooldown, caddy.Duration(DefaultRejectionCooldown))
+	orDefault(&h.MaxLineBytes, DefaultMaxLineBytes)
+	orDefault(&h.MaxBatch, DefaultMaxBatch)
+	orDefault(&h.MaxRejections, DefaultMaxRejections)
+	orDefault(&h.ReplayCapacity, DefaultReplayCapacity)
+	orDefault(&h.RefusalRate, DefaultRefusalRate)
+	orDefault(&h.RefusalBurst, DefaultRefusalBurst)
+	orDefault(&h.MaxConnsPerPrefix, DefaultMaxConnsPerNet)
+	orDefault(&h.IPv4Prefix, connlimit.DefaultIPv4Bits)
+	orDefault(&h.IPv6Prefix, connlimit.DefaultIPv6Bits)
+
+	switch {
+	case h.Window < caddy.Duration(time.Second):
 		return fmt.Errorf("hashcash: option window: %s is shorter than 1s", time.Duration(h.Window))
-	}
-	if h.MaxSkew == 0 {
-		h.MaxSkew = caddy.Duration(DefaultMaxSkew)
-	}
-	if h.MaxSkew < 0 {
+	case h.MaxSkew < 0:
 		return fmt.Errorf("hashcash: option max_skew: %s is negative", time.Duration(h.MaxSkew))
-	}
-	if h.MaxLineBytes == 0 {
-		h.MaxLineBytes = DefaultMaxLineBytes
-	}
-	if h.MaxLineBytes < 64 {
+	case h.MaxLineBytes < 64:
 		return fmt.Errorf("hashcash: option max_line_bytes: %d is less than 64", h.MaxLineBytes)
-	}
-	if h.MaxBatch == 0 {
-		h.MaxBatch = DefaultMaxBatch
-	}
-	if h.MaxBatch < 0 {
+	case h.MaxBatch < 0:
 		return fmt.Errorf("hashcash: option max_batch: %d is negative", h.MaxBatch)
-	}
-	if h.MaxRejections == 0 {
-		h.MaxRejections = DefaultMaxRejections
-	}
-	if h.ReplayCapacity == 0 {
-		h.ReplayCapacity = DefaultReplayCapacity
-	}
-	if h.ReplayCapacity < 0 {
+	case h.ReplayCapacity < 0:
 		return fmt.Errorf("hashcash: option replay_capacity: %d is negative", h.ReplayCapacity)
-	}
-	for _, d := range []struct {
-		value *caddy.Duration
-		def   time.Duration
-	}{{&h.ReadTimeout, DefaultReadTimeout}, {&h.IdleTimeout, DefaultIdleTimeout}, {&h.WriteTimeout, DefaultWriteTimeout},
-		{&h.RejectionCooldown, DefaultRejectionCooldown}} {
-		if *d.value == 0 {
-			*d.value = caddy.Duration(d.def)
-		}
-	}
-	if h.RefusalRate == 0 {
-		h.RefusalRate = DefaultRefusalRate
-	}
-	if h.RefusalBurst == 0 {
-		h.RefusalBurst = DefaultRefusalBurst
-	}
-	if h.RefusalBurst < 0 {
+	case h.RefusalBurst < 0:
 		return fmt.Errorf("hashcash: option refusal_burst: %d is negative", h.RefusalBurst)
-	}
-	if h.MaxConnsPerPrefix == 0 {
-		h.MaxConnsPerPrefix = DefaultMaxConnsPerNet
-	}
-	if h.IPv4Prefix == 0 {
-		h.IPv4Prefix = connlimit.DefaultIPv4Bits
-	}
-	if h.IPv6Prefix == 0 {
-		h.IPv6Prefix = connlimit.DefaultIPv6Bits
-	}
-	if h.IPv4Prefix < 1 || h.IPv4Prefix > 32 {
+	case h.IPv4Prefix < 1 || h.IPv4Prefix > 32:
 		return fmt.Errorf("hashcash: option ipv4_prefix: %d is not in 1..32", h.IPv4Prefix)
-	}
-	if h.IPv6Prefix < 1 || h.IPv6Prefix > 128 {
+	case h.IPv6Prefix < 1 || h.IPv6Prefix > 128:
 		return fmt.Errorf("hashcash: option ipv6_prefix: %d is not in 1..128", h.IPv6Prefix)
 	}
 	return nil
+}
+
+// orDefault sets an option left at its zero value to its default.
+func orDefault[T comparable](option *T, def T) {
+	var zero T
+	if *option == zero {
+		*option = def
+	}
 }
 
 // maxPendingReplies bounds the error lines queued for a client, which grow

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	_ "github.com/mholt/caddy-l4/modules/l4proxy"
 	_ "github.com/mholt/caddy-l4/modules/l4regexp"
 	_ "github.com/mholt/caddy-l4/modules/l4tls"
@@ -526,26 +525,7 @@ func TestMetricsCountVerdicts(t *testing.T) {
 	c.send(`{"method":"server.banner","id":3}` + "\n")
 	c.expectError("3", stamp.ReasonMissing)
 
-	ctx := caddy.ActiveContext()
-	families, err := ctx.GetMetricsRegistry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range families {
-		if f.GetName() != "caddy_layer4_hashcash_requests_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["resource"] == resource {
-				got[labels["verdict"]] = m.GetCounter().GetValue()
-			}
-		}
-	}
+	got := counters(t, "caddy_layer4_hashcash_requests_total", "verdict")
 	if got["accepted"] != 1 || got["missing"] != 2 {
 		t.Fatalf("requests_total by verdict = %v, want accepted 1, missing 2", got)
 	}

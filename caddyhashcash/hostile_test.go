@@ -179,13 +179,21 @@ func TestWriteTimeoutDisconnectsClientThatDoesNotRead(t *testing.T) {
 // for the test resource and reason, from the running config's registry.
 func closedConnections(t testing.TB, reason string) float64 {
 	t.Helper()
+	return counters(t, "caddy_layer4_hashcash_connections_closed_total", "reason")[reason]
+}
+
+// counters returns the values of the metric family name for the test
+// resource, from the running config's registry, keyed by their label key.
+func counters(t testing.TB, name, key string) map[string]float64 {
+	t.Helper()
 	ctx := caddy.ActiveContext()
 	families, err := ctx.GetMetricsRegistry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := map[string]float64{}
 	for _, f := range families {
-		if f.GetName() != "caddy_layer4_hashcash_connections_closed_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
@@ -193,12 +201,12 @@ func closedConnections(t testing.TB, reason string) float64 {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["resource"] == resource && labels["reason"] == reason {
-				return m.GetCounter().GetValue()
+			if labels["resource"] == resource {
+				got[labels[key]] = m.GetCounter().GetValue()
 			}
 		}
 	}
-	return 0
+	return got
 }
 
 func TestConnectionLimitPerPrefix(t *testing.T) {
