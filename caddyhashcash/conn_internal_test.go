@@ -132,28 +132,40 @@ func stampLine(t testing.TB, line string, work uint64) string {
 	return string(rpcline.AppendWithStamps(nil, []byte(line), &l, stamp.Member, []string{st.String()}))
 }
 
-// replyReasons returns the reason of each error line in answered.
+// replyReasons returns the reasons of the errors in answered, one line an
+// error or, for a refused batch, an array of them, checking that each is a
+// well-formed JSON-RPC error whose code matches its reason.
 func replyReasons(t testing.TB, answered []byte) []stamp.Reason {
 	t.Helper()
+	type errorResponse struct {
+		ID    json.RawMessage `json:"id"`
+		Error *struct {
+			Code int             `json:"code"`
+			Data stamp.Rejection `json:"data"`
+		} `json:"error"`
+	}
 	var reasons []stamp.Reason
 	for _, line := range bytes.Split(bytes.TrimSuffix(answered, []byte("\n")), []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
-		var resp struct {
-			ID    json.RawMessage `json:"id"`
-			Error struct {
-				Code int             `json:"code"`
-				Data stamp.Rejection `json:"data"`
-			} `json:"error"`
+		var resps []errorResponse
+		if line[0] == '[' {
+			if err := json.Unmarshal(line, &resps); err != nil || len(resps) == 0 {
+				t.Fatalf("batch reply is not a JSON array of errors: %q", line)
+			}
+		} else {
+			resps = make([]errorResponse, 1)
+			if err := json.Unmarshal(line, &resps[0]); err != nil {
+				t.Fatalf("reply is not JSON: %q", line)
+			}
 		}
-		if err := json.Unmarshal(line, &resp); err != nil {
-			t.Fatalf("reply is not JSON: %q", line)
+		for _, resp := range resps {
+			if resp.Error == nil || resp.Error.Code != resp.Error.Data.Reason.Code() {
+				t.Fatalf("reply is not an error whose code matches its reason: %q", line)
+			}
+			reasons = append(reasons, resp.Error.Data.Reason)
 		}
-		if resp.Error.Code != resp.Error.Data.Reason.Code() {
-			t.Fatalf("reply code %d does not match reason %q", resp.Error.Code, resp.Error.Data.Reason)
-		}
-		reasons = append(reasons, resp.Error.Data.Reason)
 	}
 	return reasons
 }
