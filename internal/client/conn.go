@@ -532,6 +532,8 @@ func (c *conn) readServer() error {
 // resend, true when the line goes to the wallet.
 func (c *conn) judge(line []byte, scan *rpcline.Line) bool {
 	if c.table.empty() {
+		// A connection refusal can come before the first request is sent.
+		c.noteConnectionRefusal(line, scan, false)
 		c.openGate(nil, true)
 		return true
 	}
@@ -546,7 +548,7 @@ func (c *conn) judge(line []byte, scan *rpcline.Line) bool {
 		}
 	}
 	if req == nil { // a notification, the answer to an unstamped line, or a connection refusal
-		c.noteConnectionRefusal(line, scan)
+		c.noteConnectionRefusal(line, scan, true)
 		c.openGate(nil, false)
 		return true
 	}
@@ -635,8 +637,16 @@ func (c *conn) refused(req *request, rejs []*stamp.Rejection) bool {
 // noteConnectionRefusal logs a refusal of the whole connection (id null:
 // connection_limit, read_timeout, internal), which the server sends just
 // before it closes; the line still goes to the wallet.
-func (c *conn) noteConnectionRefusal(line []byte, scan *rpcline.Line) {
-	if scan.Kind != rpcline.KindObject || string(scan.Objects[0].ID) != "null" || !bytes.Contains(line, []byte(`"error"`)) {
+// scanned says whether scan already holds the line; otherwise it is
+// storage to scan it into.
+func (c *conn) noteConnectionRefusal(line []byte, scan *rpcline.Line, scanned bool) {
+	if !bytes.Contains(line, []byte(`"error"`)) || !bytes.Contains(line, []byte(`null`)) {
+		return // the cheap test first: most lines are results
+	}
+	if !scanned && rpcline.Scan(line, stamp.Member, scan) != nil {
+		return
+	}
+	if scan.Kind != rpcline.KindObject || string(scan.Objects[0].ID) != "null" {
 		return
 	}
 	for _, r := range refusals(line, scan) {
