@@ -124,7 +124,7 @@ func TestReadTimeoutDropsPartialLine(t *testing.T) {
 }
 
 func TestIdleTimeoutClosesBothSides(t *testing.T) {
-	addr, up := setup(t, `"price":64,"idle_timeout":"300ms"`)
+	addr, up := setup(t, `"price":64,"idle_timeout":"1s"`)
 
 	// Before any request: closed, and the upstream was never dialed.
 	silent := dial(t, addr)
