@@ -51,6 +51,7 @@ type filterConn struct {
 	readErr    error
 	lineSince  time.Time // when the first byte of the unfinished line came
 	clientDone bool      // the client has closed its sending half
+	heldBack   bool      // process stopped for the refusal budget
 	budget     refusalBudget
 	deadline   time.Time // the read deadline set on the client connection
 
@@ -132,16 +133,22 @@ func (c *filterConn) fill() error {
 			c.readErr = err
 			continue
 		}
-		if c.budget.paused() {
+		if c.heldBack {
 			// The client has used up its refusals: stop reading it for a
 			// while, so that the cost of a flood falls back on the flooder.
 			// The pause does not count against the line's read_timeout.
-			d := c.budget.pause()
-			time.Sleep(d)
-			if !c.lineSince.IsZero() {
-				c.lineSince = c.lineSince.Add(d)
+			// The lines it held back are handled before anything is read,
+			// even if the pause ended in the meantime.
+			if d := c.budget.pause(); d > 0 {
+				time.Sleep(d)
+				if !c.lineSince.IsZero() {
+					c.lineSince = c.lineSince.Add(d)
+				}
 			}
-			continue
+			c.heldBack = false
+			if len(c.in) > c.start {
+				continue
+			}
 		}
 		if c.clientDone {
 			// Every complete line is handled: what is left is the last
@@ -237,7 +244,12 @@ func (c *filterConn) compact() {
 
 // process handles every complete line in the input buffer.
 func (c *filterConn) process() {
-	for c.readErr == nil && !c.budget.paused() {
+	c.heldBack = false
+	for c.readErr == nil {
+		if c.budget.paused() {
+			c.heldBack = true // lines may wait in c.in: no reading until handled
+			return
+		}
 		i := bytes.IndexByte(c.in[c.scanned:], '\n')
 		if i < 0 {
 			c.scanned = len(c.in)

@@ -1,6 +1,7 @@
 package caddyhashcash
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -364,4 +365,40 @@ func TestPausedLinesBeforeEndOfStream(t *testing.T) {
 	if end != io.EOF {
 		t.Fatalf("ended with %v", end)
 	}
+}
+
+// TestHeldBackLinesAreHandledBeforeReading: lines held back by refusal
+// pacing are answered before the filter waits for more from the client,
+// even when the pause is over by the time it would read. (A client that
+// waits for those answers would otherwise wait forever.)
+func TestHeldBackLinesAreHandledBeforeReading(t *testing.T) {
+	h := testHandler(t, 16, 0, -1, replay.NewMemory(16)) // never closed for strikes
+	h.RefusalRate, h.RefusalBurst = 2e5, 1               // pauses of a few µs, often over before fill looks
+	server, client := net.Pipe()
+	defer client.Close()
+	fc, err := newFilterConn(layer4.WrapConnection(server, nil, zap.NewNop()), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		for {
+			if _, err := fc.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	const lines = 500
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	go client.Write([]byte(strings.Repeat("x\n", lines)))
+	r := bufio.NewReader(client)
+	for i := range lines {
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatalf("answer %d of %d: %v", i+1, lines, err)
+		}
+	}
+	server.Close()
+	<-done
 }

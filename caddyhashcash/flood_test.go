@@ -21,7 +21,7 @@ import (
 // flood settings: bounded in connections, lines and time.
 const (
 	floodMaxRejections = 5
-	floodReplayCap     = 20_000
+	floodReplayCap     = 100_000
 	strikeFlooders     = 160 // send lines that count toward max_rejections
 	replayFlooders     = 40  // replay a used stamp, which does not count
 	honestClients      = 10
