@@ -54,11 +54,21 @@ func (b *refusalBudget) earn() {
 }
 
 // paused reports whether the connection must wait before its next line.
+//
+// It is called for every line: once a pause is over it is forgotten, so that
+// the clock is read only while one may be running.
 func (b *refusalBudget) paused() bool {
-	return !b.pauseUntil.IsZero() && time.Now().Before(b.pauseUntil)
+	if b.pauseUntil.IsZero() {
+		return false
+	}
+	if time.Now().Before(b.pauseUntil) {
+		return true
+	}
+	b.pauseUntil = time.Time{}
+	return false
 }
 
-// pause returns how long is left of the current pause.
+// pause returns how long is left of the current pause, 0 or less if none.
 func (b *refusalBudget) pause() time.Duration {
 	return time.Until(b.pauseUntil)
 }
