@@ -92,8 +92,9 @@ func p99(d []time.Duration) time.Duration {
 // strikeLines are requests that re-minting cannot cure: each counts toward
 // max_rejections.
 func strikeLines(t *testing.T) []string {
-	stamped := mintLine(t, `{"jsonrpc":"2.0","method":"server.banner","id":1}`, resource, 1<<20>>10, time.Now())
-	forged := strings.Replace(stamped, `"id":1`, `"id":2`, 1) // the stamp no longer proves its work
+	// A stamp moved onto another id: it no longer proves its work.
+	forged := mintMoved(t, `{"jsonrpc":"2.0","method":"server.banner","id":1}`, resource, 1<<20>>10, time.Now(),
+		func(s string) string { return strings.Replace(s, `"id":1`, `"id":2`, 1) })
 	return []string{
 		"not json at all",
 		`{"jsonrpc":"2.0","method":"server.banner","id":3}`,

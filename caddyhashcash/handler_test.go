@@ -50,6 +50,32 @@ func mintLine(t testing.TB, line, res string, work uint64, when time.Time) strin
 	return string(rpcline.AppendWithStamps(nil, []byte(line), &l, stamp.Member, texts))
 }
 
+// mintMoved returns the stamp minted by mintLine for line, moved by move onto
+// other bytes (move gets the stamped line and returns the line to send). A
+// stamp proves its work for another body by chance, with probability
+// 1/work, so it is minted again until the moved stamp's digest misses.
+func mintMoved(t testing.TB, line, res string, work uint64, when time.Time, move func(string) string) string {
+	t.Helper()
+	for range 100 {
+		moved := move(mintLine(t, line, res, work, when))
+		var l rpcline.Line
+		if err := rpcline.Scan([]byte(moved), stamp.Member, &l); err != nil || l.Kind != rpcline.KindObject {
+			t.Fatalf("mintMoved: %q is not one request object: %v", moved, err)
+		}
+		text, _ := rpcline.RawStringValue(l.Objects[0].Stamp)
+		st, err := stamp.Parse(text)
+		if err != nil {
+			t.Fatalf("mintMoved: %v", err)
+		}
+		bodyHash := stamp.BodyHash(rpcline.AppendObjectStripped(nil, []byte(moved), &l.Objects[0]))
+		if d := st.Digest(&bodyHash, nil); !stamp.Meets(&d, st.Work) {
+			return moved
+		}
+	}
+	t.Fatalf("mintMoved: every moved stamp still proved work %d", work)
+	return ""
+}
+
 // hashcashHandler returns the handler's JSON with the test resource and
 // extra options (JSON members without braces).
 func hashcashHandler(options string) string {
@@ -261,7 +287,9 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("insufficient: price %d", r.Error.Data.Price)
 	}
 	// A stamp for other bytes: the request was changed after minting.
-	c.send(strings.Replace(valid, `"params":[5]`, `"params":[6]`, 1) + "\n")
+	c.send(mintMoved(t, ping, resource, 4096, now, func(s string) string {
+		return strings.Replace(s, `"params":[5]`, `"params":[6]`, 1)
+	}) + "\n")
 	c.expectError("1", stamp.ReasonInsufficient)
 	c.send(mintLine(t, ping, resource, 4096, now.Add(-6*time.Minute)) + "\n")
 	c.expectError("1", stamp.ReasonExpired)

@@ -648,8 +648,9 @@ func mxCases() []mxCase {
 			replies: mxOne(stamp.ReasonInsufficient, "37"), strikes: 1},
 		{name: "stamp_copied", input: "valid stamp copied onto another request (other `params`)",
 			line: func(k *mxKit, _ *client) (string, string) {
-				text := mxStampOf(k.t, k.mint(mxReq("38", `["aa"]`)))
-				return mxWithPow(mxReq("38", `["bb"]`), `"`+text+`"`), ""
+				return mintMoved(k.t, mxReq("38", `["aa"]`), resource, mxPrice, time.Now(), func(s string) string {
+					return mxWithPow(mxReq("38", `["bb"]`), `"`+mxStampOf(k.t, s)+`"`)
+				}), ""
 			},
 			replies: mxOne(stamp.ReasonInsufficient, "38"), strikes: 1},
 		{name: "replay_same_conn", input: "a stamped request sent twice on one connection",

@@ -44,12 +44,36 @@ func TestCheckStampedLine(t *testing.T) {
 		t.Error("line without stamp accepted")
 	}
 	// Another body under the same stamp: the digest no longer proves the
-	// work (with probability 1 - 1/1000 per try; claim a lot to be sure).
-	big := mint(t, req, 1<<16, "r:1")
-	tampered := strings.Replace(string(big), `"id":7`, `"id":8`, 1)
-	if _, _, err := CheckStampedLine([]byte(tampered), "r:1"); err == nil {
+	// work. It still does by chance, with probability 1/work, so the stamp
+	// is minted again until the tampered line's digest misses.
+	tampered := tamperedMiss(t, req, 1000, "r:1")
+	if _, _, err := CheckStampedLine(tampered, "r:1"); err == nil {
 		t.Error("tampered body accepted")
 	}
+}
+
+// tamperedMiss returns req stamped, then with its id changed, such that the
+// stamp does not prove its work for the changed body.
+func tamperedMiss(t *testing.T, req string, work uint64, resource string) []byte {
+	t.Helper()
+	for range 100 {
+		line := mint(t, req, work, resource)
+		var l rpcline.Line
+		if err := rpcline.Scan(line, stamp.Member, &l); err != nil {
+			t.Fatal(err)
+		}
+		text, _ := rpcline.RawStringValue(l.Objects[0].Stamp)
+		st, err := stamp.Parse(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := stamp.BodyHash([]byte(strings.Replace(req, `"id":7`, `"id":8`, 1)))
+		if d := st.Digest(&h, nil); !stamp.Meets(&d, work) {
+			return []byte(strings.Replace(string(line), `"id":7`, `"id":8`, 1))
+		}
+	}
+	t.Fatal("every tampered stamp still proved its work")
+	return nil
 }
 
 func TestInterleaving(t *testing.T) {
