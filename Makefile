@@ -7,7 +7,7 @@ CADDY_L4      := github.com/mholt/caddy-l4@v0.1.2
 MODULE        := github.com/electrum-hashcash/electrum-hashcash
 SOURCES       := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all test fuzz e2e demo bench bench-flood vet clean
+.PHONY: all test fuzz e2e demo bench bench-flood bench-flood-firewall vet clean
 
 all: bin/caddy bin/clientproxy
 
@@ -77,6 +77,11 @@ bench: bin/caddy
 # (internal/cmd/loadbench -flood), about 45 seconds; also bin/loadbench-flood.md.
 bench-flood: bin/caddy
 	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -flood 300 -out bin/loadbench-flood.md
+
+# The same flood behind README's nftables connection rate limit, 2 new
+# connections a second per /24 after a burst of 16: needs root and nft.
+bench-flood-firewall: bin/caddy
+	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -flood 300 -flood-conn-rate 2 -out bin/loadbench-flood-firewall.md
 
 clean:
 	rm -rf bin

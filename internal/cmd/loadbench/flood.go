@@ -37,8 +37,11 @@ type floodConfig struct {
 	window            int // most unanswered requests per honest connection
 	floodWindow       int // most unanswered lines per flooder connection
 	redialWait        time.Duration
-	seeds             int // accepted lines the replay flooders replay
-	nice              int // niceness of the flooder process
+	seeds             int    // accepted lines the replay flooders replay
+	nice              int    // niceness of the flooder process
+	listen            string // caddy's address; empty: a free loopback port
+	connRate          int    // with connBurst, an nftables limit on new connections per client network; 0: none
+	connBurst         int
 	caddyBin          string
 }
 
@@ -98,6 +101,7 @@ type floodResult struct {
 	upOpened          int64         // connections the upstream accepted while flooded
 	seeds             int
 	before, after     tallySnapshot // the upstream's, before and after the flood
+	synsDropped       int64         // by the connection rate limit over the whole run, or -1 without one
 }
 
 // floodBench runs a flood scenario and returns its report. failure is not
@@ -112,9 +116,31 @@ func floodBench(fc floodConfig, log io.Writer) (report string, failure, err erro
 		return "", nil, err
 	}
 	defer up.close()
-	addr, err := freeAddr()
-	if err != nil {
-		return "", nil, err
+	addr := fc.listen
+	if addr == "" {
+		if addr, err = freeAddr(); err != nil {
+			return "", nil, err
+		}
+	}
+	var limit *connRateLimit
+	if fc.connRate > 0 {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return "", nil, err
+		}
+		limit = &connRateLimit{table: "electrum_hashcash_loadbench", rate: fc.connRate, burst: fc.connBurst}
+		if limit.port, err = strconv.Atoi(port); err != nil {
+			return "", nil, fmt.Errorf("caddy's port %q: %w", port, err)
+		}
+		remove, err := limit.install()
+		if err != nil {
+			return "", nil, err
+		}
+		defer func() {
+			if err := remove(); err != nil {
+				fmt.Fprintln(log, "loadbench:", err)
+			}
+		}()
 	}
 	machineLine := machine()
 	srv, err := startCaddy(fc.caddyBin, floodCaddyConfig(addr, up.addr(), &fc))
@@ -187,6 +213,12 @@ func floodBench(fc floodConfig, log io.Writer) (report string, failure, err erro
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("flooders: %w", err)
+	}
+	res.synsDropped = -1
+	if limit != nil {
+		if res.synsDropped, err = limit.dropped(); err != nil {
+			return "", nil, err
+		}
 	}
 	time.Sleep(time.Second)
 	res.rssAfter = srv.rss()
@@ -486,6 +518,10 @@ func formatFloodReport(fc *floodConfig, machineLine, caddyLine string, r *floodR
 		"Warm-up %s, then honest clients measured %s alone and %s under flood. The flooders run in a child process (nice %d).\n\n",
 		fc.flooders, strings.Join(counts, ", "), prefixes, fc.perPrefix, fc.floodWindow, redial, fc.honest, fc.honestRate, fc.price,
 		fc.maxRejections, fc.maxConnsPerPrefix, fc.capacity, fc.warmup, fc.baseline, fc.duration, fc.nice)
+	if fc.connRate > 0 {
+		fmt.Fprintf(&b, "Before caddy, an nftables connection rate limit (README, Security) let each /24 and /48 open %d connections "+
+			"a second after a burst of %d, in both phases; it dropped %d SYNs.\n\n", fc.connRate, fc.connBurst, r.synsDropped)
+	}
 
 	cores := func(cpu, wall time.Duration) string {
 		if cpu < 0 {

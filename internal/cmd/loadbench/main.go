@@ -57,7 +57,11 @@
 // flooder line reaches it. The report gives the honest p50 and p99 alone
 // and under flood and their ratio, what the flooders sent and were
 // answered, how often caddy closed their connections, what the upstream
-// received, and caddy's memory before, during and after the flood.
+// received, and caddy's memory before, during and after the flood. With
+// -flood-conn-rate R (as root, with the nft command), the README's
+// nftables ruleset limits new connections to caddy's port to R a second per
+// /24 and /48 after a burst of -flood-conn-burst (16), for the whole run;
+// the report says how many SYNs it dropped.
 //
 // Usage:
 //
@@ -70,6 +74,7 @@
 //	          [-flood-warmup 2s] [-flood-baseline 10s] [-flood-duration 20s]
 //	          [-max-rejections 20] [-max-conns-per-prefix 32]
 //	          [-flood-replay-capacity 1000000] [-flood-nice 0]
+//	          [-flood-conn-rate 0 -flood-conn-burst 16] [-flood-listen addr]
 //	          [-price 16] [-caddy bin/caddy] [-out results.md]
 package main
 
@@ -158,6 +163,9 @@ func main() {
 	flag.IntVar(&fc.capacity, "flood-replay-capacity", 1_000_000, "flood: the handler's replay_capacity")
 	flag.IntVar(&fc.seeds, "flood-seeds", 4096, "flood: accepted lines for replay flooders to replay")
 	flag.IntVar(&fc.nice, "flood-nice", 0, "flood: run the flooder process under nice -n this")
+	flag.IntVar(&fc.connRate, "flood-conn-rate", 0, "flood: install README's nftables limit of new connections per /24 and /48 at this many a second (needs root and nft); 0: none")
+	flag.IntVar(&fc.connBurst, "flood-conn-burst", readmeConnRateLimit.burst, "flood: the burst of -flood-conn-rate")
+	flag.StringVar(&fc.listen, "flood-listen", "", "flood: caddy's listen address, for a firewall rule to match (default: a free loopback port)")
 	flag.BoolVar(&worker, "flood-worker", false, "internal: be the flooder process of a flood run (plan on standard input)")
 	flag.Parse()
 	if worker {
@@ -220,9 +228,10 @@ func runFloodMain(fc floodConfig, kinds string, cfg config, out string) int {
 	fc.price, fc.caddyBin, fc.window = cfg.price, cfg.caddyBin, cfg.window
 	if fc.flooders < len(fc.kinds) || fc.perPrefix < 1 || fc.perPrefix > 254 ||
 		(fc.flooders/len(fc.kinds)+1)/fc.perPrefix > 250 || fc.honest < 1 || fc.honest > 200 || fc.honestRate <= 0 ||
-		fc.warmup <= 0 || fc.baseline <= 0 || fc.duration <= 0 || fc.seeds < 1 || fc.price < 1 || fc.window < 1 || fc.floodWindow < 1 || fc.redialWait < 0 {
+		fc.warmup <= 0 || fc.baseline <= 0 || fc.duration <= 0 || fc.seeds < 1 || fc.price < 1 || fc.window < 1 || fc.floodWindow < 1 || fc.redialWait < 0 ||
+		fc.connRate < 0 || fc.connBurst < 1 {
 		fmt.Fprintln(os.Stderr, "loadbench: -flood must be at least the number of kinds, -flood-per-prefix 1 to 254 "+
-			"(and at most 250 /24s per kind), -honest 1 to 200, -honest-rate, -flood-window, -flood-seeds, -price and the durations positive")
+			"(and at most 250 /24s per kind), -honest 1 to 200, -honest-rate, -flood-window, -flood-seeds, -flood-conn-burst, -price and the durations positive, -flood-conn-rate not negative")
 		return 2
 	}
 	report, failure, err := floodBench(fc, os.Stderr)
