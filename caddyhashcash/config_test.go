@@ -18,6 +18,7 @@ import (
 	_ "github.com/mholt/caddy-l4/layer4"
 	_ "github.com/mholt/caddy-l4/modules/l4remoteiplist"
 
+	"github.com/electrum-hashcash/electrum-hashcash/caddyhashcash"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 )
@@ -138,8 +139,10 @@ func TestCaddyfileExample(t *testing.T) {
 	addr := caddytest.FreeAddr(t, "127.0.0.1")
 	_, port, _ := net.SplitHostPort(addr)
 	_, sitePort, _ := net.SplitHostPort(caddytest.FreeAddr(t, "127.0.0.1"))
+	onionAddr := caddytest.FreeAddr(t, "127.0.0.1")
 	body := strings.NewReplacer(
 		"\t\t:50002 {", "\t\t127.0.0.1:"+port+" {",
+		"\t\t127.0.0.1:50011 {", "\t\t"+onionAddr+" {",
 		"127.0.0.1:50001", up.Addr,
 		":50443", ":"+sitePort,
 		"/etc/electrum-hashcash/cert.pem", certFile,
@@ -179,4 +182,26 @@ func TestCaddyfileExample(t *testing.T) {
 		t.Fatalf("stamped request refused: %+v", r.Error)
 	}
 	waitReceived(t, up, []byte(l+"\n"))
+
+	// The onion service's port: more connections from 127.0.0.1 than the
+	// default cap per network, all open at once, are each answered by the
+	// handler for the onion resource, none refused with connection_limit.
+	onion := make([]*client, caddyhashcash.DefaultMaxConnsPerNet+8)
+	for i := range onion {
+		onion[i] = dial(t, onionAddr)
+		onion[i].send(`{"jsonrpc":"2.0","method":"server.banner","id":2}` + "\n")
+	}
+	for i, c := range onion {
+		var r rpcError
+		json.Unmarshal([]byte(c.readLine()), &r)
+		if r.Error == nil || r.Error.Data.Reason != stamp.ReasonMissing || r.Error.Data.Resource != "yourservice.onion:50001" {
+			t.Fatalf("onion connection %d: unstamped request answered %+v, want missing for the onion resource", i, r.Error)
+		}
+	}
+	ol := `{"jsonrpc":"2.0","method":"server.banner","id":3}`
+	onion[0].send(mintLine(t, ol, "yourservice.onion:50001", 131_072, time.Now()) + "\n")
+	if r := parseResponse(t, onion[0].readLine()); r.Error != nil {
+		t.Fatalf("stamped request on the onion port refused: %+v", r.Error)
+	}
+	waitReceived(t, up, []byte(l+"\n"+ol+"\n"))
 }
