@@ -186,7 +186,7 @@ func TestCaddyfileExample(t *testing.T) {
 	// The onion service's port: more connections from 127.0.0.1 than the
 	// default cap per network, all open at once, are each answered by the
 	// handler for the onion resource, none refused with connection_limit.
-	onion := make([]*client, caddyhashcash.DefaultMaxConnsPerNet+8)
+	onion := make([]*client, caddyhashcash.DefaultMaxConnsPerPrefix+8)
 	for i := range onion {
 		onion[i] = dial(t, onionAddr)
 		onion[i].send(`{"jsonrpc":"2.0","method":"server.banner","id":2}` + "\n")

@@ -28,23 +28,21 @@ func init() {
 	caddy.RegisterModule(&Handler{})
 }
 
-// Defaults for the Handler's options.
+// Defaults for the Handler's options: DefaultX is the default of option X.
 const (
-	DefaultWindow         = 5 * time.Minute
-	DefaultMaxSkew        = 30 * time.Second
-	DefaultMaxLineBytes   = 1_000_000
-	DefaultMaxRejections  = 20
-	DefaultReplayCapacity = 1_000_000
-	DefaultMaxBatch       = 1000
-	DefaultReadTimeout    = 30 * time.Second
-	DefaultIdleTimeout    = 10 * time.Minute
-	DefaultWriteTimeout   = 30 * time.Second
-	DefaultMaxConnsPerNet = 32
-	// DefaultRejectionCooldown is the default RejectionCooldown.
+	DefaultWindow            = 5 * time.Minute
+	DefaultMaxSkew           = 30 * time.Second
+	DefaultMaxLineBytes      = 1_000_000
+	DefaultMaxRejections     = 20
+	DefaultReplayCapacity    = 1_000_000
+	DefaultMaxBatch          = 1000
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultIdleTimeout       = 10 * time.Minute
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultMaxConnsPerPrefix = 32
 	DefaultRejectionCooldown = 30 * time.Second
-	// DefaultRefusalRate and DefaultRefusalBurst pace refusals.
-	DefaultRefusalRate  = 8
-	DefaultRefusalBurst = 64
+	DefaultRefusalRate       = 8
+	DefaultRefusalBurst      = 64
 )
 
 // Handler verifies, strips and forwards Electrum request lines. It must be
@@ -231,7 +229,7 @@ func (h *Handler) applyDefaults() error {
 	orDefault(&h.ReplayCapacity, DefaultReplayCapacity)
 	orDefault(&h.RefusalRate, DefaultRefusalRate)
 	orDefault(&h.RefusalBurst, DefaultRefusalBurst)
-	orDefault(&h.MaxConnsPerPrefix, DefaultMaxConnsPerNet)
+	orDefault(&h.MaxConnsPerPrefix, DefaultMaxConnsPerPrefix)
 	orDefault(&h.IPv4Prefix, connlimit.DefaultIPv4Bits)
 	orDefault(&h.IPv6Prefix, connlimit.DefaultIPv6Bits)
 

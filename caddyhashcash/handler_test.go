@@ -132,9 +132,11 @@ func (c *client) readLine() string {
 	return line
 }
 
+// rpcError is a JSON-RPC response as the client reads it.
 type rpcError struct {
-	ID    json.RawMessage `json:"id"`
-	Error *struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   *struct {
 		Code    int             `json:"code"`
 		Message string          `json:"message"`
 		Data    stamp.Rejection `json:"data"`

@@ -262,24 +262,12 @@ func (k *mxKit) sized(id string, n int) (send, body string) {
 	return "", ""
 }
 
-// mxResponse is a JSON-RPC response as the client reads it.
-type mxResponse struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Result  json.RawMessage `json:"result"`
-	Error   *struct {
-		Code    int             `json:"code"`
-		Message string          `json:"message"`
-		Data    stamp.Rejection `json:"data"`
-	} `json:"error"`
-}
-
 // expectResult reads one line from c and checks it is the upstream's
 // answer (a result, not an error) to the request with the raw JSON id.
 func (k *mxKit) expectResult(c *client, id string) {
 	k.t.Helper()
 	line := c.readLine()
-	var r mxResponse
+	var r rpcError
 	if err := json.Unmarshal([]byte(line), &r); err != nil || r.Error != nil || r.Result == nil || string(r.ID) != id {
 		k.t.Fatalf("want the server's answer to id %s, got %q", id, line)
 	}
@@ -296,17 +284,17 @@ func (k *mxKit) expectRefusal(c *client, batch bool, want ...mxReply) {
 		k.t.Fatalf("want a refusal (%d error(s), first %s), got no reply: %v (read %d bytes: %.200q)",
 			len(want), want[0].reason, err, len(line), line)
 	}
-	var got []mxResponse
+	var got []rpcError
 	if batch {
 		if err := json.Unmarshal([]byte(line), &got); err != nil {
 			k.t.Fatalf("want an array of %d errors, got %q: %v", len(want), line, err)
 		}
 	} else {
-		var r mxResponse
+		var r rpcError
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			k.t.Fatalf("want one error object, got %q: %v", line, err)
 		}
-		got = []mxResponse{r}
+		got = []rpcError{r}
 	}
 	if len(got) != len(want) {
 		k.t.Fatalf("want %d errors, got %d: %q", len(want), len(got), line)
@@ -326,7 +314,7 @@ func (k *mxKit) expectRefusal(c *client, batch bool, want ...mxReply) {
 
 // mxCheckError describes how r, read at readAt, differs from the refusal
 // w, or returns "".
-func mxCheckError(r *mxResponse, w mxReply, readAt time.Time) string {
+func mxCheckError(r *rpcError, w mxReply, readAt time.Time) string {
 	if r.Error == nil || r.Result != nil {
 		return "not an error response"
 	}

@@ -87,9 +87,10 @@ func (p *Policy) NewVerifier(observe func(stamp.Reason)) *Verifier {
 	}
 }
 
-func (v *Verifier) now() time.Time {
-	if v.policy.Now != nil {
-		return v.policy.Now()
+// now returns the current time: p.Now(), or time.Now if Now is nil.
+func (p *Policy) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
 	}
 	return time.Now()
 }
@@ -125,7 +126,7 @@ func (v *Verifier) Strikes() int { return v.strikes }
 // Otherwise it returns dst unchanged and the error line to answer with
 // (without a line feed).
 func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
-	now := v.now().Unix()
+	now := v.policy.now().Unix()
 	v.reply = v.reply[:0]
 	if err := rpcline.ScanLimit(line, stamp.Member, v.policy.MaxBatch, &v.line); err != nil {
 		if errors.Is(err, rpcline.ErrBatchTooLarge) {
@@ -144,7 +145,7 @@ func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
 		}
 		v.record(e.reason, e.forged)
 		if e.reason != "" {
-			v.reply = v.appendError(v.reply, v.line.Objects[0].ID, &e, now)
+			v.reply = v.policy.appendError(v.reply, v.line.Objects[0].ID, &e, now)
 			return dst, v.reply
 		}
 		return rpcline.AppendStripped(dst, line, &v.line), nil
@@ -164,12 +165,12 @@ func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
 func (v *Verifier) RefuseTooLarge(limit int) []byte {
 	v.record(stamp.ReasonTooLarge, false)
 	v.reply = v.reply[:0]
-	return v.refuseLine(stamp.ReasonTooLarge, "lines may be at most "+strconv.Itoa(limit)+" bytes", v.now().Unix())
+	return v.refuseLine(stamp.ReasonTooLarge, "lines may be at most "+strconv.Itoa(limit)+" bytes", v.policy.now().Unix())
 }
 
 func (v *Verifier) refuseLine(r stamp.Reason, detail string, now int64) []byte {
 	e := element{reason: r, detail: detail}
-	v.reply = v.appendError(v.reply[:0], nil, &e, now)
+	v.reply = v.policy.appendError(v.reply[:0], nil, &e, now)
 	return v.reply
 }
 
@@ -212,7 +213,7 @@ func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byt
 		if i > 0 {
 			v.reply = append(v.reply, ',')
 		}
-		v.reply = v.appendError(v.reply, v.line.Objects[i].ID, e, now)
+		v.reply = v.policy.appendError(v.reply, v.line.Objects[i].ID, e, now)
 	}
 	v.reply = append(v.reply, ']')
 	return dst, v.reply
@@ -320,15 +321,7 @@ func (v *Verifier) claim(e *element, now int64) stamp.Reason {
 // id null, for a refusal that concerns the connection rather than one
 // request: a read timeout, a connection limit, an internal failure.
 func (p *Policy) ConnectionError(r stamp.Reason, detail string) []byte {
-	now := time.Now()
-	if p.Now != nil {
-		now = p.Now()
-	}
-	return p.appendError(nil, nil, &element{reason: r, detail: detail}, now.Unix())
-}
-
-func (v *Verifier) appendError(dst, id []byte, e *element, now int64) []byte {
-	return v.policy.appendError(dst, id, e, now)
+	return p.appendError(nil, nil, &element{reason: r, detail: detail}, p.now().Unix())
 }
 
 // maxEcho is the most bytes of a client's method name or of a detail that
