@@ -32,11 +32,6 @@ func dialFrom(t testing.TB, addr, src string) *client {
 	return &client{t: t, Conn: c, r: bufio.NewReader(c)}
 }
 
-// wrapClient makes a scripted wallet of an open connection.
-func wrapClient(t testing.TB, c net.Conn) *client {
-	return &client{t: t, Conn: c, r: bufio.NewReaderSize(c, 1<<20)}
-}
-
 // expectClosed reads until the connection ends, failing the test if any
 // byte arrives or if it is still open after 10 seconds.
 func (c *client) expectClosed() {
