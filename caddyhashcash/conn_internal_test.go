@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mholt/caddy-l4/layer4"
@@ -66,41 +67,53 @@ func (c *scriptedConn) SetReadDeadline(time.Time) error {
 }
 func (c *scriptedConn) SetWriteDeadline(time.Time) error { return nil }
 
-// testHandler returns a provisioned-enough Handler whose stamps are checked
-// against the fixed testClock, with the given price and replay store.
-func testHandler(t testing.TB, price uint64, maxLine, maxRejections int, store replay.Store) *Handler {
+// testEnv returns the connection environment of a handler for
+// testResource with the given options, resolved as Provision resolves them,
+// whose stamps are checked against the fixed testClock at the given price
+// (server.ping free) with the given replay store. Unless options says
+// otherwise, refusal pacing runs at a rate so high that its pauses take
+// microseconds: lines held back by it are still processed later, without
+// slowing the tests.
+func testEnv(t testing.TB, price uint64, store replay.Store, options func(*Handler)) *connEnv {
 	t.Helper()
-	// Refusal pacing at a rate so high that its pauses take microseconds:
-	// lines held back by it are still processed later, without slowing
-	// the tests.
-	h := &Handler{Resource: testResource, MaxLineBytes: maxLine, MaxRejections: maxRejections, RefusalRate: 1e6, RefusalBurst: 2}
+	h := &Handler{Resource: testResource, RefusalRate: 1e6, RefusalBurst: 2}
+	if options != nil {
+		options(h)
+	}
 	if err := h.applyDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	h.logger = zap.NewNop()
-	h.metrics = newHandlerMetrics(nil, h.Resource)
-	h.policy = &verify.Policy{
-		Resource:     h.Resource,
-		DefaultPrice: price,
-		MethodPrices: map[string]uint64{"server.ping": 0},
-		Window:       time.Hour,
-		Skew:         time.Minute,
-		Store:        store,
-		Now:          func() time.Time { return testClock },
+	return &connEnv{
+		settings: h.resolveSettings(),
+		policy: &verify.Policy{
+			Resource:     testResource,
+			DefaultPrice: price,
+			MethodPrices: map[string]uint64{"server.ping": 0},
+			Window:       time.Hour,
+			Skew:         time.Minute,
+			Store:        store,
+			Now:          func() time.Time { return testClock },
+		},
+		metrics: newHandlerMetrics(nil, testResource),
+		logger:  zap.NewNop(),
 	}
-	return h
+}
+
+// limits returns options that set max_line_bytes and max_rejections.
+func limits(maxLine, maxRejections int) func(*Handler) {
+	return func(h *Handler) { h.MaxLineBytes, h.MaxRejections = maxLine, maxRejections }
 }
 
 // filterStream runs chunks through a filterConn as one connection and
 // returns what it forwarded, what it answered, and the error that ended it.
-func filterStream(t testing.TB, h *Handler, chunks [][]byte) (forwarded, answered []byte, end error) {
+func filterStream(t testing.TB, env *connEnv, chunks [][]byte) (forwarded, answered []byte, end error) {
 	t.Helper()
-	return filterConnStream(t, h, &scriptedConn{chunks: chunks})
+	return filterConnStream(t, env, &scriptedConn{chunks: chunks})
 }
 
-func filterConnStream(t testing.TB, h *Handler, client *scriptedConn) (forwarded, answered []byte, end error) {
+func filterConnStream(t testing.TB, env *connEnv, client *scriptedConn) (forwarded, answered []byte, end error) {
 	t.Helper()
-	fc, err := newFilterConn(layer4.WrapConnection(client, nil, zap.NewNop()), h)
+	fc, err := newFilterConn(layer4.WrapConnection(client, nil, zap.NewNop()), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +203,8 @@ func TestFailsClosedWhenVerificationPanics(t *testing.T) {
 	free := `{"jsonrpc":"2.0","method":"server.ping","id":1}` + "\n"
 	stamped := stampLine(t, `{"jsonrpc":"2.0","method":"server.banner","id":2}`, 16) + "\n"
 	after := `{"jsonrpc":"2.0","method":"server.ping","id":3}` + "\n"
-	h := testHandler(t, 16, 0, 0, panickingStore{})
-	forwarded, answered, end := filterStream(t, h, [][]byte{[]byte(free + stamped + after)})
+	env := testEnv(t, 16, panickingStore{}, nil)
+	forwarded, answered, end := filterStream(t, env, [][]byte{[]byte(free + stamped + after)})
 	if string(forwarded) != free {
 		t.Fatalf("forwarded %q, want only the free request before the failure", forwarded)
 	}
@@ -208,12 +221,12 @@ func TestFailsClosedWhenVerificationPanics(t *testing.T) {
 
 func TestFailsClosedWhenReplayStoreCannotAnswer(t *testing.T) {
 	store := &unavailableStore{}
-	h := testHandler(t, 16, 0, 0, store)
+	env := testEnv(t, 16, store, nil)
 	var stream []byte
 	for id := range 3 {
 		stream = append(stream, stampLine(t, `{"jsonrpc":"2.0","method":"server.banner","id":`+string(rune('0'+id))+`}`, 16)+"\n"...)
 	}
-	forwarded, answered, end := filterStream(t, h, [][]byte{stream})
+	forwarded, answered, end := filterStream(t, env, [][]byte{stream})
 	if len(forwarded) != 0 {
 		t.Fatalf("forwarded %q without a replay check", forwarded)
 	}
@@ -264,7 +277,7 @@ func FuzzFramingUnderChunking(f *testing.F) {
 			return
 		}
 		run := func(chunks [][]byte) ([]byte, []byte, error) {
-			return filterStream(t, testHandler(t, 1, 256, 5, replay.NewMemory(1024)), chunks)
+			return filterStream(t, testEnv(t, 1, replay.NewMemory(1024), limits(256, 5)), chunks)
 		}
 		wantFwd, wantAns, wantEnd := run([][]byte{bytes.Clone(stream)})
 		var chunks [][]byte
@@ -294,8 +307,8 @@ func FuzzFramingUnderChunking(f *testing.F) {
 // TestFramingCorpusExercisesEveryPath checks that the fuzz target's seed
 // stream is not trivially all refused or all accepted.
 func TestFramingCorpusExercisesEveryPath(t *testing.T) {
-	h := testHandler(t, 1, 256, 5, replay.NewMemory(1024))
-	forwarded, answered, end := filterStream(t, h, [][]byte{framingCorpus(t)})
+	env := testEnv(t, 1, replay.NewMemory(1024), limits(256, 5))
+	forwarded, answered, end := filterStream(t, env, [][]byte{framingCorpus(t)})
 	for _, want := range []string{`"id":0,"params":["electrum/4.3.4","1.4"]}` + "\n", `"id":1}` + "\n", `"id":7}` + "\n", `"id":8}`} {
 		if !bytes.Contains(forwarded, []byte(want)) {
 			t.Errorf("forwarded stream lacks %q:\n%q", want, forwarded)
@@ -313,37 +326,118 @@ func TestFramingCorpusExercisesEveryPath(t *testing.T) {
 	}
 }
 
+// TestRefusalBudget runs on synctest's clock, which moves only when every
+// goroutine of the test waits, so its pauses are exact.
 func TestRefusalBudget(t *testing.T) {
-	b := newRefusalBudget(10, 3)
-	for i := range 3 {
-		b.spend()
-		if b.paused() {
-			t.Fatalf("paused after %d refusals, within the burst of 3", i+1)
+	synctest.Test(t, func(t *testing.T) {
+		b := newRefusalBudget(10, 3)
+		for i := range 3 {
+			b.spend()
+			if b.paused() {
+				t.Fatalf("paused after %d refusals, within the burst of 3", i+1)
+			}
 		}
-	}
-	b.spend()
-	if !b.paused() || b.pause() > 100*time.Millisecond || b.pause() < 50*time.Millisecond {
-		t.Fatalf("4th refusal at 10/s: paused %v for %s, want about 100ms", b.paused(), b.pause())
-	}
-	// Accepted requests earn refusals back, up to the burst.
-	for range 10 {
-		b.earn()
-	}
-	if b.tokens != 3 {
-		t.Fatalf("tokens %v after earning, want the burst 3", b.tokens)
-	}
-	// Time earns them back too.
-	b.tokens, b.updated = -1, time.Now().Add(-time.Second)
-	b.refill(time.Now())
-	if b.tokens < 2.9 || b.tokens > 3 {
-		t.Fatalf("tokens %v a second after -1 at 10/s, want the burst 3", b.tokens)
-	}
-	off := newRefusalBudget(-1, 64)
-	for range 1000 {
-		off.spend()
-	}
-	if off.paused() {
-		t.Fatal("a disabled budget paused")
+		b.spend()
+		if !b.paused() || b.pause() != 100*time.Millisecond {
+			t.Fatalf("4th refusal at 10/s: paused %v for %s, want 100ms", b.paused(), b.pause())
+		}
+		time.Sleep(100 * time.Millisecond)
+		if b.paused() {
+			t.Fatalf("still paused after the pause of 100ms")
+		}
+		// Accepted requests earn refusals back, up to the burst.
+		for range 10 {
+			b.earn()
+		}
+		if b.tokens != 3 {
+			t.Fatalf("tokens %v after earning, want the burst 3", b.tokens)
+		}
+		// Time earns them back too.
+		b.tokens, b.updated = -1, time.Now()
+		time.Sleep(time.Second)
+		b.refill(time.Now())
+		if b.tokens != 3 {
+			t.Fatalf("tokens %v a second after -1 at 10/s, want the burst 3", b.tokens)
+		}
+		off := newRefusalBudget(-1, 64)
+		for range 1000 {
+			off.spend()
+		}
+		if off.paused() {
+			t.Fatal("a disabled budget paused")
+		}
+	})
+}
+
+// TestPacingServesRefusalsAtTheRate: past its burst, a client that sends
+// only refused lines is answered at refusal_rate, on synctest's clock.
+func TestPacingServesRefusalsAtTheRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := testEnv(t, 16, replay.NewMemory(16), func(h *Handler) {
+			h.MaxRejections = -1
+			h.RefusalRate, h.RefusalBurst = 10, 1
+		})
+		start := time.Now()
+		_, answered, end := filterStream(t, env, [][]byte{[]byte(strings.Repeat("x\n", 5))})
+		if got := replyReasons(t, answered); len(got) != 5 || end != io.EOF {
+			t.Fatalf("answered %v, ended %v: want 5 parse errors and EOF", got, end)
+		}
+		// The 1st refusal takes the burst's token; the 2nd to 5th each
+		// overdraw the budget by one and pause the connection 100ms.
+		if elapsed := time.Since(start); elapsed != 400*time.Millisecond {
+			t.Fatalf("5 refusals took %s, want 400ms at 10/s after a burst of 1", elapsed)
+		}
+	})
+}
+
+// TestPauseEndsWhenTheConfigIsUnloaded: a connection paused by refusal
+// pacing does not outlive its handler's config, nor its own context.
+func TestPauseEndsWhenTheConfigIsUnloaded(t *testing.T) {
+	for _, which := range []string{"config unloaded", "connection context cancelled"} {
+		t.Run(which, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				env := testEnv(t, 16, replay.NewMemory(16), func(h *Handler) {
+					h.MaxRejections = -1
+					h.RefusalRate, h.RefusalBurst = 1.0/3600, 1 // an hour between refusals
+				})
+				unloaded := make(chan struct{})
+				env.unloaded = unloaded
+				cx := layer4.WrapConnection(&scriptedConn{chunks: [][]byte{[]byte(strings.Repeat("x\n", 3))}}, nil, zap.NewNop())
+				ctx, cancel := context.WithCancel(cx.Context)
+				defer cancel()
+				cx.Context = ctx
+				fc, err := newFilterConn(cx, env)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ended := make(chan error, 1)
+				go func() { _, err := fc.Read(make([]byte, 64)); ended <- err }()
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				select {
+				case err := <-ended:
+					t.Fatalf("Read ended with %v before the pause of an hour was over", err)
+				default:
+				}
+				start := time.Now()
+				if which == "config unloaded" {
+					close(unloaded)
+				} else {
+					cancel()
+				}
+				err = <-ended
+				if time.Since(start) != 0 {
+					t.Fatalf("the pause went on %s after the %s", time.Since(start), which)
+				}
+				want := errUnloaded
+				if which != "config unloaded" {
+					want = context.Canceled
+				}
+				if !errors.Is(err, want) {
+					t.Fatalf("Read ended with %v, want %v", err, want)
+				}
+			})
+		})
 	}
 }
 
@@ -351,11 +445,10 @@ func TestRefusalBudget(t *testing.T) {
 // the client's last bytes arrive together with the end of its stream are
 // still handled one by one, before the unterminated last line.
 func TestPausedLinesBeforeEndOfStream(t *testing.T) {
-	h := testHandler(t, 16, 0, 0, replay.NewMemory(16))
-	h.RefusalRate, h.RefusalBurst = 1000, 1
+	env := testEnv(t, 16, replay.NewMemory(16), func(h *Handler) { h.RefusalRate, h.RefusalBurst = 1000, 1 })
 	last := `{"jsonrpc":"2.0","method":"server.ping","id":9}`
 	stream := strings.Repeat("x\n", 5) + last
-	forwarded, answered, end := filterConnStream(t, h, &scriptedConn{chunks: [][]byte{[]byte(stream)}, eofWithLast: true})
+	forwarded, answered, end := filterConnStream(t, env, &scriptedConn{chunks: [][]byte{[]byte(stream)}, eofWithLast: true})
 	if string(forwarded) != last {
 		t.Fatalf("forwarded %q, want %q", forwarded, last)
 	}
@@ -372,11 +465,13 @@ func TestPausedLinesBeforeEndOfStream(t *testing.T) {
 // even when the pause is over by the time it would read. (A client that
 // waits for those answers would otherwise wait forever.)
 func TestHeldBackLinesAreHandledBeforeReading(t *testing.T) {
-	h := testHandler(t, 16, 0, -1, replay.NewMemory(16)) // never closed for strikes
-	h.RefusalRate, h.RefusalBurst = 2e5, 1               // pauses of a few µs, often over before fill looks
+	env := testEnv(t, 16, replay.NewMemory(16), func(h *Handler) {
+		h.MaxRejections = -1                   // never closed for strikes
+		h.RefusalRate, h.RefusalBurst = 2e5, 1 // pauses of a few µs, often over before fill looks
+	})
 	server, client := net.Pipe()
 	defer client.Close()
-	fc, err := newFilterConn(layer4.WrapConnection(server, nil, zap.NewNop()), h)
+	fc, err := newFilterConn(layer4.WrapConnection(server, nil, zap.NewNop()), env)
 	if err != nil {
 		t.Fatal(err)
 	}

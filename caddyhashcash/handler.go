@@ -8,7 +8,6 @@
 package caddyhashcash
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -19,7 +18,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
-	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
@@ -157,10 +155,9 @@ type Handler struct {
 	// MaxConnsPerPrefix, 1 to 128. Default: 48.
 	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
 
-	policy  *verify.Policy
-	replays *sharedReplayStore
-	metrics *handlerMetrics
-	logger  *zap.Logger
+	state  *resourceState
+	env    connEnv // what the handler's connections use, set up by Provision
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -181,21 +178,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.applyDefaults(); err != nil {
 		return err
 	}
-	store, err := loadReplayStore(h.Resource, h.ReplayCapacity, time.Duration(h.Window))
+	state, err := loadResourceState(h.Resource, h.ReplayCapacity, time.Duration(h.Window))
 	if err != nil {
-		return fmt.Errorf("hashcash: replay store: %w", err)
+		return fmt.Errorf("hashcash: shared state of resource %q: %w", h.Resource, err)
 	}
-	h.replays = store
-	h.policy = &verify.Policy{
-		Resource:     h.Resource,
-		DefaultPrice: uint64(*h.Price),
-		MethodPrices: methodPrices(*h.Price, h.MethodPrices),
-		Window:       time.Duration(h.Window),
-		Skew:         time.Duration(h.MaxSkew),
-		Store:        store,
-		MaxBatch:     h.MaxBatch,
+	h.state = state
+	h.env = connEnv{
+		settings: h.resolveSettings(),
+		policy: &verify.Policy{
+			Resource:     h.Resource,
+			DefaultPrice: uint64(*h.Price),
+			MethodPrices: methodPrices(*h.Price, h.MethodPrices),
+			Window:       time.Duration(h.Window),
+			Skew:         time.Duration(h.MaxSkew),
+			Store:        state.stamps,
+			MaxBatch:     h.MaxBatch,
+		},
+		metrics:  newHandlerMetrics(ctx.GetMetricsRegistry(), h.Resource),
+		logger:   h.logger,
+		unloaded: ctx.Done(),
 	}
-	h.metrics = newHandlerMetrics(ctx.GetMetricsRegistry(), h.Resource)
 	return nil
 }
 
@@ -262,25 +264,12 @@ func orDefault[T comparable](option *T, def T) {
 	}
 }
 
-// maxPendingReplies bounds the error lines queued for a client, which grow
-// only while the client does not read them: enough for the replies to a
-// line of MaxLineBytes and to a batch of MaxBatch, whose error data repeat
-// at most a few hundred bytes of each request besides its id.
-func (h *Handler) maxPendingReplies() int {
-	return h.MaxLineBytes + h.MaxBatch*1024 + 1<<20
-}
-
-// prefixRule is how the handler groups clients for MaxConnsPerPrefix.
-func (h *Handler) prefixRule() connlimit.Rule {
-	return connlimit.Rule{Max: h.MaxConnsPerPrefix, IPv4Bits: h.IPv4Prefix, IPv6Bits: h.IPv6Prefix}
-}
-
-// Cleanup releases the handler's share of the replay store.
+// Cleanup releases the handler's share of its resource's state.
 func (h *Handler) Cleanup() error {
-	if h.replays == nil {
+	if h.state == nil {
 		return nil
 	}
-	return h.replays.release()
+	return h.state.release()
 }
 
 // Handle admits the connection if its client network is under the
@@ -290,7 +279,7 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
 	var fc *filterConn
 	if addr, ok := connlimit.AddrOf(cx.RemoteAddr()); ok {
-		prefix, open, admitted := h.replays.conns.Acquire(addr, h.prefixRule())
+		prefix, open, admitted := h.state.conns.Acquire(addr, h.env.settings.prefixRule)
 		if !admitted {
 			h.refuseConnection(cx, prefix, open)
 			return nil
@@ -298,7 +287,7 @@ func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
 		defer func() { h.releaseSlot(prefix, fc) }()
 	}
 	var err error
-	if fc, err = newFilterConn(cx, h); err != nil {
+	if fc, err = newFilterConn(cx, &h.env); err != nil {
 		return err
 	}
 	if !fc.awaitFirstRequest() {
@@ -308,31 +297,30 @@ func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
 }
 
 // releaseSlot gives back a connection's place in its network's count: at
-// once, or after RejectionCooldown if the handler closed it for too many
+// once, or after rejection_cooldown if the handler closed it for too many
 // refused requests, so that the network cannot simply reconnect.
 func (h *Handler) releaseSlot(prefix netip.Prefix, fc *filterConn) {
-	cooldown := time.Duration(h.RejectionCooldown)
-	if fc == nil || cooldown <= 0 || !errors.Is(fc.readErr, errTooManyRejections) {
-		h.replays.conns.Release(prefix)
+	cooldown := h.env.settings.rejectionCooldown
+	if fc == nil || cooldown == 0 || !fc.closedForRejections() {
+		h.state.conns.Release(prefix)
 		return
 	}
-	conns := h.replays.conns
-	time.AfterFunc(cooldown, func() { conns.Release(prefix) })
+	h.state.conns.ReleaseAfter(prefix, cooldown)
 }
 
 // refuseConnection answers a client whose network is over the connection
 // limit with a connection_limit error and logs why; the caller then closes
 // the connection. Nothing is read from it.
 func (h *Handler) refuseConnection(cx *layer4.Connection, prefix netip.Prefix, open int) {
-	h.metrics.closedFor(closedConnectionLimit).Inc()
+	h.env.metrics.closedFor(closedConnectionLimit).Inc()
 	h.logger.Info("refusing connection: too many open from its network",
 		zap.String("remote", cx.RemoteAddr().String()),
 		zap.Stringer("prefix", prefix),
 		zap.Int("open", open),
 		zap.Int("max_conns_per_prefix", h.MaxConnsPerPrefix))
-	reply := h.policy.ConnectionError(stamp.ReasonConnectionLimit,
+	reply := h.env.policy.ConnectionError(stamp.ReasonConnectionLimit,
 		fmt.Sprintf("%d connections are open from %s, the most allowed", open, prefix))
-	if wt := time.Duration(h.WriteTimeout); wt > 0 {
+	if wt := h.env.settings.writeTimeout; wt > 0 {
 		_ = cx.SetWriteDeadline(time.Now().Add(wt))
 	}
 	if _, err := cx.Write(append(reply, '\n')); err != nil {
@@ -345,5 +333,5 @@ var (
 	_ caddy.Provisioner  = (*Handler)(nil)
 	_ caddy.CleanerUpper = (*Handler)(nil)
 	_ layer4.NextHandler = (*Handler)(nil)
-	_ replay.Store       = (*sharedReplayStore)(nil)
+	_ caddy.Destructor   = (*resourceState)(nil)
 )

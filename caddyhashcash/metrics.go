@@ -22,6 +22,7 @@ const (
 // handlerMetrics counts verdicts on requests and closed connections, in the
 // metrics registry of Caddy's current config.
 type handlerMetrics struct {
+	resource string
 	requests *prometheus.CounterVec
 	accepted prometheus.Counter
 	closed   map[string]prometheus.Counter // by reason, made up front
@@ -57,6 +58,7 @@ func newHandlerMetrics(reg *prometheus.Registry, resource string) *handlerMetric
 		Help:      "Connections the handler closed, by resource and reason (rejections, read_timeout, idle_timeout, write_timeout, connection_limit, internal).",
 	}, []string{"resource", "reason"}))
 	m := &handlerMetrics{
+		resource: resource,
 		requests: requests,
 		accepted: requests.WithLabelValues(resource, "accepted"),
 		closed:   make(map[string]prometheus.Counter),
@@ -75,10 +77,10 @@ func (m *handlerMetrics) closedFor(reason string) prometheus.Counter {
 }
 
 // observe counts one verdict; "" means accepted.
-func (m *handlerMetrics) observe(resource string, r stamp.Reason) {
+func (m *handlerMetrics) observe(r stamp.Reason) {
 	if r == "" {
 		m.accepted.Inc()
 		return
 	}
-	m.requests.WithLabelValues(resource, string(r)).Inc()
+	m.requests.WithLabelValues(m.resource, string(r)).Inc()
 }

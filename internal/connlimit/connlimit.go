@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Default prefix lengths for grouping client addresses.
@@ -19,15 +20,18 @@ const (
 )
 
 // Limiter counts open connections per prefix. It is safe for concurrent use
-// and holds memory only for prefixes with open connections.
+// and holds memory only for prefixes with open connections, and for the
+// timers of delayed releases (see ReleaseAfter).
 type Limiter struct {
-	mu     sync.Mutex
-	counts map[netip.Prefix]int
+	mu      sync.Mutex
+	counts  map[netip.Prefix]int
+	delayed map[*time.Timer]struct{} // releases that ReleaseAfter scheduled
+	stopped bool
 }
 
 // New returns an empty Limiter.
 func New() *Limiter {
-	return &Limiter{counts: make(map[netip.Prefix]int)}
+	return &Limiter{counts: make(map[netip.Prefix]int), delayed: make(map[*time.Timer]struct{})}
 }
 
 // Rule says how addresses are grouped and how many connections a group may
@@ -95,6 +99,48 @@ func (l *Limiter) Release(prefix netip.Prefix) {
 	default:
 		panic("connlimit: Release without Acquire for " + prefix.String())
 	}
+}
+
+// ReleaseAfter uncounts a connection that Acquire counted once d has
+// passed, so that the connection's place is held for a while after it
+// closed. The Limiter owns the timer: Stop cancels it.
+func (l *Limiter) ReleaseAfter(prefix netip.Prefix, d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		l.mu.Lock()
+		_, pending := l.delayed[t]
+		delete(l.delayed, t)
+		l.mu.Unlock()
+		if pending {
+			l.Release(prefix)
+		}
+	})
+	l.delayed[t] = struct{}{}
+}
+
+// Delayed returns the number of releases ReleaseAfter has scheduled that
+// have not happened yet.
+func (l *Limiter) Delayed() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.delayed)
+}
+
+// Stop cancels every release that ReleaseAfter scheduled and makes later
+// ones do nothing: the Limiter is being discarded.
+func (l *Limiter) Stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
+	for t := range l.delayed {
+		t.Stop()
+	}
+	clear(l.delayed)
 }
 
 // Open returns the number of connections counted for prefix.

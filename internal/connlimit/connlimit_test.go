@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 func TestPrefixOf(t *testing.T) {
@@ -122,4 +124,48 @@ func TestAddrOf(t *testing.T) {
 			t.Errorf("AddrOf(%v) = %s, %v; want %s, %v", tc.addr, got, ok, tc.want, tc.ok)
 		}
 	}
+}
+
+func TestReleaseAfterHoldsThePlaceThenFreesIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New()
+		rule := Rule{Max: 1, IPv4Bits: 24, IPv6Bits: 48}
+		addr := netip.MustParseAddr("192.0.2.7")
+		prefix, _, ok := l.Acquire(addr, rule)
+		if !ok {
+			t.Fatal("first connection refused")
+		}
+		l.ReleaseAfter(prefix, 30*time.Second)
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		if _, _, ok := l.Acquire(addr, rule); ok {
+			t.Fatal("the place was free before the delay passed")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if l.Open(prefix) != 0 || l.Delayed() != 0 {
+			t.Fatalf("after the delay: open %d, delayed %d; want 0 and 0", l.Open(prefix), l.Delayed())
+		}
+	})
+}
+
+func TestStopCancelsDelayedReleases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New()
+		rule := Rule{IPv4Bits: 24, IPv6Bits: 48}
+		prefix, _, _ := l.Acquire(netip.MustParseAddr("192.0.2.7"), rule)
+		l.ReleaseAfter(prefix, time.Minute)
+		l.Stop()
+		if l.Delayed() != 0 {
+			t.Fatalf("%d delayed releases left after Stop", l.Delayed())
+		}
+		l.ReleaseAfter(prefix, time.Second) // after Stop: does nothing
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		// No timer ran: the count is as Acquire left it. (synctest.Test
+		// also fails if a timer were still pending at the end.)
+		if l.Open(prefix) != 1 {
+			t.Fatalf("open %d, want 1: a stopped release ran", l.Open(prefix))
+		}
+	})
 }

@@ -1,0 +1,198 @@
+package caddyhashcash
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// frames feeds chunks to a lineFramer as reads would, and returns what
+// next reports, one string an event: the line for frameLine, else a name.
+func frames(max int, chunks ...string) []string {
+	f := newLineFramer(max)
+	var got []string
+	take := func() {
+		for {
+			line, ev := f.next()
+			switch ev {
+			case frameNone:
+				return
+			case frameLine:
+				got = append(got, "line "+string(line))
+			case frameTooLong:
+				got = append(got, "too long "+string(line))
+			case frameOverflow:
+				got = append(got, "overflow")
+			case frameOverflowEnd:
+				got = append(got, "overflow end")
+			}
+		}
+	}
+	for _, c := range chunks {
+		space := f.space()
+		f.added(copy(space, c))
+		take()
+	}
+	switch line, ev := f.rest(); ev {
+	case frameLine:
+		got = append(got, "last "+string(line))
+	case frameTooLong:
+		got = append(got, "last too long "+string(line))
+	}
+	return got
+}
+
+func TestLineFramer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		max    int
+		chunks []string
+		want   []string
+	}{
+		{"lines in one read", 8, []string{"a\nbb\n\n"}, []string{"line a", "line bb", "line "}},
+		{"a line split over reads", 8, []string{"ab", "c", "d\ne"}, []string{"line abcd", "last e"}},
+		{"a line of exactly max", 4, []string{"abcd\n"}, []string{"line abcd"}},
+		{"a whole line over max", 4, []string{"abcde\nok\n"}, []string{"too long abcde", "line ok"}},
+		{"an unfinished line over max", 4, []string{"abc", "de", "fgh", "ij\nok\n"}, []string{"overflow", "overflow end", "line ok"}},
+		{"an overflowing last line", 4, []string{"abcdefg"}, []string{"overflow"}},
+		{"a last line without line feed", 8, []string{"x\nyz"}, []string{"line x", "last yz"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := frames(tc.max, tc.chunks...)
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestLineFramerKeepsLongLinesOutOfMemory: a line far over max is dropped
+// as it arrives, and the buffer gives its memory back afterwards.
+func TestLineFramerKeepsLongLinesOutOfMemory(t *testing.T) {
+	f := newLineFramer(1000)
+	for range 1000 {
+		space := f.space()
+		f.added(copy(space, bytes.Repeat([]byte{'x'}, len(space))))
+		f.next()
+	}
+	if cap(f.buf) > 8*readChunk {
+		t.Fatalf("buffer grew to %d bytes for a line limit of 1000", cap(f.buf))
+	}
+	if n, unfinished := f.partial(); n != 0 || !unfinished {
+		t.Fatalf("partial() = %d, %v inside a dropped line: want 0, true", n, unfinished)
+	}
+	space := f.space()
+	f.added(copy(space, "\nok\n"))
+	if _, ev := f.next(); ev != frameOverflowEnd {
+		t.Fatalf("got %v, want the end of the dropped line", ev)
+	}
+	if line, ev := f.next(); ev != frameLine || string(line) != "ok" {
+		t.Fatalf("got %v %q after the dropped line, want the line ok", ev, line)
+	}
+}
+
+// recordingConn records writes and can fail them with a timeout.
+type recordingConn struct {
+	net.Conn
+	written  bytes.Buffer
+	timeout  bool
+	closed   bool
+	deadline time.Time
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	if c.timeout {
+		return 0, os.ErrDeadlineExceeded
+	}
+	return c.written.Write(p)
+}
+func (c *recordingConn) Close() error                       { c.closed = true; return nil }
+func (c *recordingConn) SetWriteDeadline(t time.Time) error { c.deadline = t; return nil }
+
+func TestReplyWriterWaitsForLineBoundaries(t *testing.T) {
+	conn := &recordingConn{}
+	w := &replyWriter{conn: conn, timeout: time.Second, limit: 1 << 10}
+	step := func(what string, do func(), want string) {
+		t.Helper()
+		do()
+		if conn.written.String() != want {
+			t.Fatalf("after %s: client got %q, want %q", what, conn.written.String(), want)
+		}
+	}
+	step("half a response", func() { w.Write([]byte(`{"result":`)) }, `{"result":`)
+	step("a queued error", func() {
+		if err := w.queue([]byte("E1")); err != nil {
+			t.Fatal(err)
+		}
+		w.flush()
+	}, `{"result":`)
+	step("the response's end and half the next", func() { w.Write([]byte("1}\n{\"res")) }, "{\"result\":1}\nE1\n{\"res")
+	step("an error at the end of the server's stream", func() {
+		w.queue([]byte("E2"))
+		w.finish()
+	}, "{\"result\":1}\nE1\n{\"res\nE2\n")
+	step("an error at a boundary", func() {
+		w.Write([]byte("{}\n"))
+		w.queue([]byte("E3"))
+		w.flush()
+	}, "{\"result\":1}\nE1\n{\"res\nE2\n{}\nE3\n")
+	if conn.deadline.IsZero() {
+		t.Fatal("no write deadline was set")
+	}
+}
+
+func TestReplyWriterBoundsItsQueue(t *testing.T) {
+	w := &replyWriter{conn: &recordingConn{}, limit: 10}
+	w.Write([]byte("mid-line"))
+	if err := w.queue([]byte("123456789")); err != nil {
+		t.Fatalf("9 bytes and a line feed within a limit of 10: %v", err)
+	}
+	if err := w.queue([]byte("x")); err == nil {
+		t.Fatal("queued past the limit")
+	}
+}
+
+func TestReplyWriterDisconnectsAClientThatDoesNotRead(t *testing.T) {
+	conn := &recordingConn{timeout: true}
+	timeouts := 0
+	w := &replyWriter{conn: conn, timeout: time.Second, limit: 1 << 10, onTimeout: func() { timeouts++ }}
+	if _, err := w.Write([]byte("x\n")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write: %v, want the deadline error", err)
+	}
+	w.Write([]byte("y\n"))
+	if !conn.closed || timeouts != 1 {
+		t.Fatalf("closed %v, timeouts reported %d: want closed and 1", conn.closed, timeouts)
+	}
+}
+
+func TestReadDeadline(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	d := readDeadline{readTimeout: 30 * time.Second, idleTimeout: 10 * time.Minute}
+	if got, changed := d.next(now); !changed || !got.Equal(now.Add(10*time.Minute)) {
+		t.Fatalf("no line: deadline %v, want idle_timeout from now", got)
+	}
+	d.lineStarted(now)
+	d.lineStarted(now.Add(5 * time.Second)) // the same line goes on
+	if got, _ := d.next(now.Add(10 * time.Second)); !got.Equal(now.Add(30 * time.Second)) {
+		t.Fatalf("unfinished line: deadline %v, want read_timeout from its first byte", got)
+	}
+	if _, changed := d.next(now.Add(11 * time.Second)); changed {
+		t.Fatal("the same deadline reported as changed")
+	}
+	d.paused(2 * time.Second)
+	if d.lineExpired(now.Add(31*time.Second)) || !d.lineExpired(now.Add(32*time.Second)) {
+		t.Fatal("a pause of 2s did not move the line's deadline by 2s")
+	}
+	d.lineEnded()
+	if d.lineExpired(now.Add(time.Hour)) {
+		t.Fatal("a completed line expired")
+	}
+	off := readDeadline{}
+	if got, _ := off.next(now); !got.IsZero() {
+		t.Fatalf("timeouts off: deadline %v, want none", got)
+	}
+}

@@ -1,0 +1,94 @@
+package caddyhashcash
+
+import (
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
+)
+
+// resourceStates holds the state of each resource, shared by every handler
+// for that resource and kept across config reloads for as long as any
+// handler uses it, the way Caddy's own modules keep state between loads.
+var resourceStates = caddy.NewUsagePool()
+
+// resourceState is what the handlers of one resource share across reloads:
+// the replay store, with a janitor that sweeps its expired stamps, and the
+// per-prefix connection counts, which must carry over a reload as the
+// connections they count do. A reload re-configures it (see load).
+type resourceState struct {
+	stamps   *replay.Memory
+	conns    *connlimit.Limiter
+	resource string
+
+	sweepEvery chan time.Duration // a new sweep interval for the janitor
+	stop       chan struct{}
+	done       sync.WaitGroup
+}
+
+// loadResourceState returns the state of resource, creating it if no
+// handler holds one, and configures it for the handler being provisioned:
+// the replay store's capacity and the janitor's interval follow the newest
+// config, so that a reload that changes replay_capacity or window takes
+// effect on the state the connections already share.
+func loadResourceState(resource string, capacity int, window time.Duration) (*resourceState, error) {
+	interval := max(window/4, time.Second)
+	v, loaded, err := resourceStates.LoadOrNew(resource, func() (caddy.Destructor, error) {
+		s := &resourceState{
+			stamps:     replay.NewMemory(capacity),
+			conns:      connlimit.New(),
+			resource:   resource,
+			sweepEvery: make(chan time.Duration, 1),
+			stop:       make(chan struct{}),
+		}
+		s.done.Go(func() { s.sweep(interval) })
+		return s, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := v.(*resourceState)
+	if loaded {
+		s.stamps.SetCapacity(capacity)
+		select {
+		case <-s.sweepEvery: // an interval not yet taken up: replace it
+		default:
+		}
+		s.sweepEvery <- interval
+	}
+	return s, nil
+}
+
+// sweep drops expired stamps every interval until the state is destroyed.
+func (s *resourceState) sweep(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case d := <-s.sweepEvery:
+			t.Reset(d)
+		case now := <-t.C:
+			s.stamps.Sweep(now.Unix())
+		}
+	}
+}
+
+// release gives up one handler's use of the state.
+func (s *resourceState) release() error {
+	_, err := resourceStates.Delete(s.resource)
+	return err
+}
+
+// Destruct stops the janitor and the connection counts' pending releases
+// when the last handler lets go of the state.
+func (s *resourceState) Destruct() error {
+	close(s.stop)
+	s.done.Wait()
+	s.conns.Stop()
+	return nil
+}
