@@ -1,6 +1,6 @@
 // Package stamp implements the electrum-hashcash proof-of-work stamp, format
-// version 1. It is the wire specification in code; README.md ("Wire format")
-// says the same in prose.
+// version 1. It is the wire specification in code; docs/wire-format.md says
+// the same in prose.
 //
 // # Stamp text
 //

@@ -86,6 +86,70 @@ func (r Reason) Code() int {
 	return -32000
 }
 
+// Curable reports whether a client that follows the protocol cures a
+// refusal for r by minting the request again with what the refusal's data
+// tells it: the price, the server's clock, window and resource, or a fresh
+// stamp. Refusals that are not curable (a line that is not a request, a
+// missing or malformed stamp, a line too large) say the client is broken
+// or hostile; a verifier counts them against the connection (see Strike).
+// Connection refusals (see ClosesConnection) are not curable either.
+func (r Reason) Curable() bool {
+	switch r {
+	case ReasonInsufficient, ReasonExpired, ReasonFuture, ReasonWrongResource,
+		ReasonReplayed, ReasonBusy, ReasonBatch:
+		return true
+	}
+	return false
+}
+
+// Strike reports whether a refusal of one request for r counts toward a
+// connection's limit of refused requests: every request refusal that is not
+// Curable, and an insufficient stamp whose digest does not prove the work
+// it claims (forged), which no re-minting at the same claim cures. A stamp
+// that claims less than the price is insufficient but not forged: the
+// client re-mints at the price in the refusal's data.
+func (r Reason) Strike(forged bool) bool {
+	switch {
+	case !r.Known() || r.ClosesConnection():
+		return false
+	case r == ReasonInsufficient:
+		return forged
+	}
+	return !r.Curable()
+}
+
+// Priced reports whether a refusal for r carries the real price of its
+// request's method: the verifier knows it once it has read the method,
+// which is the case for every reason about a stamp.
+func (r Reason) Priced() bool {
+	switch r {
+	case ReasonMissing, ReasonMalformed, ReasonInsufficient, ReasonExpired,
+		ReasonFuture, ReasonWrongResource, ReasonReplayed, ReasonBusy, ReasonBatch:
+		return true
+	}
+	return false
+}
+
+// ClosesConnection reports whether r refuses a whole connection rather
+// than one request: the server closes the connection after it, and the
+// error's id is null.
+func (r Reason) ClosesConnection() bool {
+	switch r {
+	case ReasonConnectionLimit, ReasonReadTimeout, ReasonInternal:
+		return true
+	}
+	return false
+}
+
+// Known reports whether r is one of the reasons this package defines.
+func (r Reason) Known() bool {
+	switch r {
+	case ReasonTooLarge, ReasonInvalidRequest, ReasonParse:
+		return true
+	}
+	return r.Priced() || r.ClosesConnection()
+}
+
 // Message returns the human-readable error message for r.
 func (r Reason) Message() string {
 	switch r {

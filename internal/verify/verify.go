@@ -98,14 +98,8 @@ func (p *Policy) now() time.Time {
 // record reports a verdict and counts it as a strike when a client that
 // follows the protocol could not have caused it (see Strikes).
 func (v *Verifier) record(r stamp.Reason, forged bool) {
-	switch r {
-	case stamp.ReasonParse, stamp.ReasonInvalidRequest, stamp.ReasonMissing,
-		stamp.ReasonMalformed, stamp.ReasonTooLarge:
+	if r.Strike(forged) {
 		v.strikes++
-	case stamp.ReasonInsufficient:
-		if forged {
-			v.strikes++
-		}
 	}
 	if v.observe != nil {
 		v.observe(r)

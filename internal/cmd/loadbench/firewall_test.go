@@ -9,17 +9,17 @@ import (
 	"time"
 )
 
-// TestReadmeShowsTheMeasuredRuleset checks that README.md gives operators
+// TestReadmeShowsTheMeasuredRuleset checks that docs/security.md gives operators
 // exactly the nftables ruleset loadbench -flood-conn-rate measures, for
 // port 50002.
 func TestReadmeShowsTheMeasuredRuleset(t *testing.T) {
-	readme, err := os.ReadFile("../../../README.md")
+	readme, err := os.ReadFile("../../../docs/security.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "```\n" + readmeConnRateLimit.ruleset() + "```\n"
 	if !strings.Contains(string(readme), want) {
-		t.Fatalf("README.md does not hold the ruleset loadbench measures:\n%s", want)
+		t.Fatalf("docs/security.md does not hold the ruleset loadbench measures:\n%s", want)
 	}
 }
 
