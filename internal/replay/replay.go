@@ -8,7 +8,9 @@ import (
 	"errors"
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Key identifies a stamp: 16 bytes of its digest.
@@ -40,37 +42,57 @@ type Store interface {
 const shards = 64
 
 // tableKeys is about the most keys one table of a shard holds when the
-// shard is full: a shard is split into as many tables as that takes, so
-// that growing a table (which moves all its keys) stays short, and the
-// shard's lock is never held for long. (A variable for tests.)
-var tableKeys = 4096
+// store is full (and its keys spread evenly over the shards): a shard is
+// split into as many tables as that takes, so that growing a table (which
+// moves all its keys) stays short, and the shard's lock is never held for
+// long. (A variable for tests.)
+var tableKeys = 2048
 
 // Memory is an in-process Store: a hash table split into shards, each with
-// its own lock, so concurrent claims of different keys rarely contend. Each
-// shard holds at most its share of the capacity; a full shard drops its
-// expired keys before it refuses a claim.
+// its own lock, so concurrent claims of different keys rarely contend.
+//
+// Capacity is enforced over the whole store: Memory never holds more than
+// its capacity of keys, and a claim of a new key fails with ErrFull only
+// when the store holds capacity keys live at that claim's now (counting
+// claims in progress on other goroutines). Before it refuses a claim, a
+// full store drops the expired keys of all its shards, unless it was swept
+// at that now or a later one already: claims sweep a full store at most
+// once a second (of a clock that goes forward), so that a store full of
+// live keys refuses claims cheaply. The one tolerance: a key recorded after
+// that sweep began, already expired at the refused claim's now, still
+// takes room until the next sweep; only a Claim whose expires is not after
+// its own now, or one made with a clock behind, records one.
 //
 // A shard is a few open-addressing tables with linear probing, each grown by
 // half when it is three quarters full: a slot (a key and its expiry) takes
-// 24 bytes, so the tables take 32 to 48 bytes per key held. A claim of a
-// new key (every accepted stamp) reads the slots from the key's home to the
-// first empty one, a few adjacent cache lines. Tables and home slots come
-// from a hash of the key keyed with a random seed, so that nobody can choose
-// stamps that pile up on one slot. Tables do not shrink: they keep the size
-// the busiest moment needed, as a Go map does.
+// 24 bytes, so the tables take 32 to 48 bytes per key held (with the
+// allocator's rounding, 34 to 51 as measured while a store of the default
+// capacity, 1,000,000, fills up, and 38 once it is full). A claim of a new key (every accepted
+// stamp) reads the slots from the key's home to the first empty one, a few
+// adjacent cache lines. Tables and home slots come from a hash of the key
+// keyed with a random seed, so that nobody can choose stamps that pile up
+// on one slot. Tables do not shrink: they keep the size the busiest moment
+// needed, as a Go map does.
 type Memory struct {
-	shards   [shards]shard
-	perShard int
-	tables   uint64 // tables per shard, a power of two
-	seed     uint64
+	shards [shards]shard
+	seed   uint64
+
+	// sweepMu serializes sweeps of the whole store and changes of its
+	// capacity; lastSweep is the now of the latest sweep. A shard's lock is
+	// never held while sweepMu is taken.
+	sweepMu   sync.Mutex
+	lastSweep atomic.Int64
+
+	capacity atomic.Int64
+	_        [56]byte     // keeps held, written by every new claim, apart
+	held     atomic.Int64 // keys held, expired ones until swept, and claims in progress
+	_        [56]byte
 }
 
 type shard struct {
-	mu        sync.Mutex
-	tables    []table
-	n         int      // keys held, expired ones included until swept
-	lastSweep int64    // Unix time of the last sweep
-	_         [16]byte // keeps shards on separate cache lines
+	mu     sync.Mutex
+	tables []table  // a power of two of them
+	_      [32]byte // keeps shards on separate cache lines
 }
 
 // table is an open-addressing hash table with linear probing.
@@ -96,39 +118,109 @@ func (e *entry) expiry() int64 { return e.x ^ vacant }
 // minSlots is the size of a table at its first key.
 const minSlots = 16
 
-// NewMemory returns a store for up to capacity live keys (at least one per
-// shard).
+// minCapacity is the capacity a store is given for a capacity below 1: the
+// 64 keys (one per shard) that NewMemory(0) has always held.
+const minCapacity = shards
+
+// NewMemory returns a store for up to capacity live keys; a capacity below
+// 1 is taken as 64.
 func NewMemory(capacity int) *Memory {
-	per := (capacity + shards - 1) / shards
-	if per < 1 {
-		per = 1
-	}
+	capacity = capacityOrMin(capacity)
 	var seed [8]byte
 	_, _ = rand.Read(seed[:]) // crypto/rand.Read does not fail
-	m := &Memory{perShard: per, tables: 1, seed: binary.LittleEndian.Uint64(seed[:])}
-	for m.tables*uint64(tableKeys) < uint64(per) {
-		m.tables *= 2
-	}
+	m := &Memory{seed: binary.LittleEndian.Uint64(seed[:])}
+	m.capacity.Store(int64(capacity))
+	m.lastSweep.Store(math.MinInt64) // no sweep yet
+	n := tablesFor(capacity)
 	for i := range m.shards {
-		m.shards[i].tables = make([]table, m.tables)
+		m.shards[i].tables = make([]table, n)
 	}
 	return m
 }
 
-// Capacity returns the most live keys the store holds.
-func (m *Memory) Capacity() int { return m.perShard * shards }
+// capacityOrMin returns n, or minCapacity if n is below 1.
+func capacityOrMin(n int) int {
+	if n < 1 {
+		return minCapacity
+	}
+	return n
+}
 
-// Len returns the number of keys currently held, expired ones included
-// until they are swept.
-func (m *Memory) Len() int {
-	n := 0
+// tablesFor returns how many tables a shard is split into for a store of
+// the given capacity: enough for its share of the capacity, tableKeys each.
+func tablesFor(capacity int) int {
+	per := (capacity + shards - 1) / shards
+	n := 1
+	for n*tableKeys < per {
+		n *= 2
+	}
+	return n
+}
+
+// Capacity returns the most keys the store holds.
+func (m *Memory) Capacity() int { return int(m.capacity.Load()) }
+
+// SetCapacity changes the most keys the store holds, as for a config reload;
+// a capacity below 1 is taken as 64. It is safe to call concurrently with
+// every other method. Lowering the capacity below the keys held evicts none
+// of them: claims of new keys fail with ErrFull until enough have expired
+// or been released. Raising it splits each shard's keys into more tables if
+// the new capacity needs them, a shard at a time, so that growing a table
+// stays as short as in a store made with that capacity.
+func (m *Memory) SetCapacity(n int) {
+	n = capacityOrMin(n)
+	m.sweepMu.Lock()
+	defer m.sweepMu.Unlock()
+	tables := tablesFor(n)
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		n += s.n
+		if len(s.tables) < tables {
+			m.split(s, tables)
+		}
 		s.mu.Unlock()
 	}
-	return n
+	m.capacity.Store(int64(n))
+}
+
+// split moves s's keys into n tables; s.mu must be held.
+func (m *Memory) split(s *shard, n int) {
+	old := s.tables
+	s.tables = make([]table, n)
+	for i := range old {
+		for j := range old[i].slots {
+			if e := &old[i].slots[j]; !e.empty() {
+				h := m.hash(&e.key)
+				t := s.table(h)
+				if (t.n+1)*4 > len(t.slots)*3 {
+					m.grow(t)
+				}
+				k, _ := t.find(&e.key, h)
+				t.slots[k] = *e
+				t.n++
+			}
+		}
+	}
+}
+
+// table returns the table of s for a key with hash h; s.mu must be held.
+func (s *shard) table(h uint64) *table { return &s.tables[h&uint64(len(s.tables)-1)] }
+
+// Len returns the number of keys currently held, expired ones included
+// until they are swept (and claims in progress on other goroutines).
+func (m *Memory) Len() int { return int(m.held.Load()) }
+
+// reserve counts a new key in held unless the store is at its capacity.
+func (m *Memory) reserve() bool {
+	for {
+		n := m.held.Load()
+		if n >= m.capacity.Load() {
+			return false
+		}
+		if m.held.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 func (m *Memory) shardOf(key Key) *shard { return &m.shards[key[0]%shards] }
@@ -172,12 +264,22 @@ func (m *Memory) Claim(key Key, now, expires int64) error {
 	}
 	h := m.hash(&key)
 	s := m.shardOf(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := &s.tables[h&(m.tables-1)]
+	for swept := false; ; swept = true {
+		s.mu.Lock()
+		err := m.claim(s, &key, h, now, expires)
+		s.mu.Unlock()
+		if err != ErrFull || swept || !m.sweepFull(now) {
+			return err
+		}
+	}
+}
+
+// claim claims key, whose hash is h, in s; s.mu must be held.
+func (m *Memory) claim(s *shard, key *Key, h uint64, now, expires int64) error {
+	t := s.table(h)
 	i := -1
 	if len(t.slots) > 0 {
-		j, found := t.find(&key, h)
+		j, found := t.find(key, h)
 		if found {
 			e := &t.slots[j]
 			if e.expiry() > now {
@@ -188,28 +290,35 @@ func (m *Memory) Claim(key Key, now, expires int64) error {
 		}
 		i = j
 	}
-	if s.n >= m.perShard {
-		// Sweep a full shard at most once a second, so that a store full of
-		// live keys refuses claims cheaply.
-		if s.lastSweep != now {
-			m.sweep(s, now)
-			i = -1 // keys have moved
-		}
-		if s.n >= m.perShard {
-			return ErrFull
-		}
+	if !m.reserve() {
+		return ErrFull
 	}
 	if (t.n+1)*4 > len(t.slots)*3 {
 		m.grow(t)
-		i = -1
+		i, _ = t.find(key, h)
 	}
-	if i < 0 {
-		i, _ = t.find(&key, h)
-	}
-	t.slots[i] = entry{key, expires ^ vacant}
+	t.slots[i] = entry{*key, expires ^ vacant}
 	t.n++
-	s.n++
 	return nil
+}
+
+// sweepFull sweeps the whole store for a claim that found it full at now,
+// unless it was swept at now or later already, and reports whether it did
+// (or waited for another goroutine's sweep), so that the claim is worth
+// trying again. A store full of live keys thus refuses claims cheaply: a
+// claim sweeps it at most once a second of a clock that goes forward. (If
+// the clock goes back, the next Sweep, whose now marks the latest sweep
+// whatever it was, lets claims sweep again.)
+func (m *Memory) sweepFull(now int64) bool {
+	if m.lastSweep.Load() >= now {
+		return false
+	}
+	m.sweepMu.Lock()
+	defer m.sweepMu.Unlock()
+	if m.lastSweep.Load() < now {
+		m.sweepAll(now)
+	}
+	return true
 }
 
 // Release implements Store.
@@ -218,7 +327,7 @@ func (m *Memory) Release(key Key) {
 	s := m.shardOf(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := &s.tables[h&(m.tables-1)]
+	t := s.table(h)
 	if len(t.slots) == 0 {
 		return
 	}
@@ -246,68 +355,78 @@ func (m *Memory) Release(key Key) {
 	}
 	slots[i] = entry{}
 	t.n--
-	s.n--
+	m.held.Add(-1)
 }
 
-// Sweep drops every expired key. Claim sweeps a shard when it is full;
-// calling Sweep periodically returns memory sooner.
+// Sweep drops every expired key, and marks the store swept at now (see
+// Memory). Claim sweeps a full store itself; calling Sweep periodically
+// makes room before claims have to.
 func (m *Memory) Sweep(now int64) {
+	m.sweepMu.Lock()
+	defer m.sweepMu.Unlock()
+	m.sweepAll(now)
+}
+
+// sweepAll drops the expired keys of every shard, locking one at a time;
+// m.sweepMu must be held.
+func (m *Memory) sweepAll(now int64) {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		m.sweep(s, now)
+		for j := range s.tables {
+			m.held.Add(-int64(m.sweepTable(&s.tables[j], now)))
+		}
 		s.mu.Unlock()
 	}
-}
-
-// sweep drops s's expired keys; s.mu must be held.
-func (m *Memory) sweep(s *shard, now int64) {
-	s.lastSweep = now
-	for i := range s.tables {
-		dropped := m.sweepTable(&s.tables[i], now)
-		s.n -= dropped
-	}
+	m.lastSweep.Store(now)
 }
 
 // sweepTable drops t's expired keys and returns how many. It rebuilds the
-// table in place: from just after an empty slot, it takes every key out and
-// puts the live ones back, each landing at or before where it was.
+// table in place if it holds any: from just after an empty slot, it takes
+// every key out and puts the live ones back, each landing at or before
+// where it was.
 func (m *Memory) sweepTable(t *table, now int64) int {
-	expired := 0
-	for i := range t.slots {
-		if e := &t.slots[i]; !e.empty() && e.expiry() <= now {
-			expired++
-		}
-	}
-	if expired == 0 {
-		return 0
-	}
 	slots := t.slots
+	i := 0
+	for i < len(slots) && (slots[i].empty() || slots[i].expiry() > now) {
+		i++
+	}
+	if i == len(slots) {
+		return 0 // nothing expired
+	}
 	start := 0
 	for !slots[start].empty() {
 		start++
 	}
-	for k := 1; k <= len(slots); k++ {
-		j := (start + k) % len(slots)
+	expired := 0
+	for j, k := start, 0; k < len(slots); k++ {
+		if j++; j == len(slots) {
+			j = 0
+		}
 		e := slots[j]
 		if e.empty() {
 			continue
 		}
 		slots[j] = entry{}
 		if e.expiry() <= now {
-			t.n--
+			expired++
 			continue
 		}
-		i, _ := t.find(&e.key, m.hash(&e.key))
-		slots[i] = e
+		at, _ := t.find(&e.key, m.hash(&e.key))
+		slots[at] = e
 	}
+	t.n -= expired
 	return expired
 }
 
-// grow moves t's keys to a table half as large again.
+// grow moves t's keys to a table about half as large again.
 func (m *Memory) grow(t *table) {
 	old := t.slots
-	t.slots = make([]entry, max(minSlots, len(old)+len(old)/2))
+	// Take every slot of the block the allocator gives, which is rounded up
+	// to its size class (to whole pages for tables over 32 KiB, which would
+	// otherwise leave up to a fifth of the block unused).
+	slots := slices.Grow([]entry(nil), max(minSlots, len(old)+len(old)/2))
+	t.slots = slots[:cap(slots)]
 	for i := range old {
 		if e := &old[i]; !e.empty() {
 			j, _ := t.find(&e.key, m.hash(&e.key))
@@ -315,3 +434,6 @@ func (m *Memory) grow(t *table) {
 		}
 	}
 }
+
+// Interface guard
+var _ Store = (*Memory)(nil)
