@@ -33,14 +33,19 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags systemtest ./...
 
-# The test command CI runs (.ci/run installs electrum and xcaddy first):
-# vet, the xcaddy-built binary's check, every test under -race (fuzz
-# targets run their seed corpora), then each fuzz target for FUZZTIME.
+# The test command CI runs (.ci/run installs electrum, nftables and xcaddy
+# first, runs as root and raises the open-file limit): vet, the
+# xcaddy-built binary's check, every test under -race, the system tests
+# (build tag systemtest: the real wallet, nftables, thousands of sockets)
+# included (fuzz targets run their seed corpora), then each fuzz target for
+# FUZZTIME. A plain `go test ./...` runs everything but the system tests and
+# needs none of that.
 test: vet bin/caddy bin/clientproxy bin/regtestserver
 	.ci/check-caddy-binary bin/caddy bin/clientproxy bin/regtestserver
 	CADDY_BIN=$(CURDIR)/bin/caddy CLIENTPROXY_BIN=$(CURDIR)/bin/clientproxy \
-		$(GO) test -race -count=1 -timeout 40m ./...
+		$(GO) test -race -tags systemtest -count=1 -timeout 40m ./...
 	$(MAKE) fuzz
 
 # Each fuzz target for a fixed time; new failing inputs land in the
@@ -58,7 +63,7 @@ fuzz:
 
 e2e: bin/caddy bin/clientproxy
 	CADDY_BIN=$(CURDIR)/bin/caddy CLIENTPROXY_BIN=$(CURDIR)/bin/clientproxy \
-		$(GO) test -count=1 -v ./internal/e2e/
+		$(GO) test -tags systemtest -count=1 -v ./internal/e2e/
 
 demo: bin/caddy bin/clientproxy
 	$(GO) run ./internal/cmd/demo -caddy bin/caddy -clientproxy bin/clientproxy

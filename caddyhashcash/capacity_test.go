@@ -1,3 +1,10 @@
+//go:build systemtest
+
+// The tests in this file hold thousands of sockets open at once, more than
+// a default open-file limit allows (.ci/run raises it with ulimit -n), so
+// they are system tests: built only with -tags systemtest, as make test
+// does.
+
 package caddyhashcash_test
 
 import (
@@ -10,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // Memory the handler may use per open connection, on top of the replay
@@ -57,7 +66,7 @@ func TestThousandsOfIdleConnectionsLeaveNothingBehind(t *testing.T) {
 	warm := dial(t, addr)
 	warm.roundTrip("0")
 	warm.Close()
-	waitFor(t, "the warm-up connection to close", func() bool { return up.Open() == 0 })
+	testsupport.WaitFor(t, "the warm-up connection to close", func() bool { return up.Open() == 0 })
 	time.Sleep(50 * time.Millisecond)
 	baseline := liveMemory()
 	ignore := goleak.IgnoreCurrent()
@@ -103,7 +112,7 @@ func TestThousandsOfIdleConnectionsLeaveNothingBehind(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	waitFor(t, "every upstream connection to close", func() bool { return up.Open() == 0 })
+	testsupport.WaitFor(t, "every upstream connection to close", func() bool { return up.Open() == 0 })
 	var leaked error
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if leaked = goleak.Find(ignore); leaked == nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/electrum-hashcash/electrum-hashcash/caddyhashcash"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 func TestConfigErrorsNameTheOption(t *testing.T) {
@@ -39,7 +40,7 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{hashcashHandler(`"max_batch":-1`), "option max_batch"},
 		{hashcashHandler(`"ipv6_prefix":-48`), "option ipv6_prefix"},
 	} {
-		addr := caddytest.FreeAddr(t, "127.0.0.1")
+		addr := testsupport.FreeAddr(t, "127.0.0.1")
 		err := caddy.Load([]byte(caddytest.Layer4Config(addr, []string{tc.handler, caddytest.ProxyHandler(up)}, "")), true)
 		if err == nil {
 			caddy.Stop()
@@ -135,11 +136,11 @@ func TestCaddyfileExample(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	os.WriteFile(certFile, []byte(cert.CertPEM), 0o600)
 	os.WriteFile(keyFile, []byte(cert.KeyPEM), 0o600)
-	up := caddytest.NewUpstream(t, "127.0.0.1")
-	addr := caddytest.FreeAddr(t, "127.0.0.1")
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{})
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
 	_, port, _ := net.SplitHostPort(addr)
-	_, sitePort, _ := net.SplitHostPort(caddytest.FreeAddr(t, "127.0.0.1"))
-	onionAddr := caddytest.FreeAddr(t, "127.0.0.1")
+	_, sitePort, _ := net.SplitHostPort(testsupport.FreeAddr(t, "127.0.0.1"))
+	onionAddr := testsupport.FreeAddr(t, "127.0.0.1")
 	body := strings.NewReplacer(
 		"\t\t:50002 {", "\t\t127.0.0.1:"+port+" {",
 		"\t\t127.0.0.1:50011 {", "\t\t"+onionAddr+" {",

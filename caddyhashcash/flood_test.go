@@ -1,3 +1,9 @@
+//go:build systemtest
+
+// The flood holds hundreds of sockets open at once, more than a default
+// open-file limit allows (.ci/run raises it with ulimit -n), so it is a
+// system test: built only with -tags systemtest, as make test does.
+
 package caddyhashcash_test
 
 import (
@@ -16,6 +22,7 @@ import (
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // flood settings: bounded in connections, lines and time.
@@ -113,8 +120,8 @@ func strikeLines(t *testing.T) []string {
 // measured as a ratio by loadbench's flood mode.
 func TestFloodIsKeptAwayFromTheServer(t *testing.T) {
 	needFiles(t, 4*(strikeFlooders+replayFlooders+honestClients))
-	up := caddytest.NewUpstream(t, "127.0.0.1")
-	addr := caddytest.FreeAddr(t, "127.0.0.1")
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{})
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
 	caddytest.Start(t, caddytest.Layer4Config(addr, []string{hashcashHandler(fmt.Sprintf(
 		`"price":64,"max_rejections":%d,"replay_capacity":%d,"max_conns_per_prefix":4`, floodMaxRejections, floodReplayCap)),
 		caddytest.ProxyHandler(up.Addr)}, ""), addr)
@@ -125,7 +132,7 @@ func TestFloodIsKeptAwayFromTheServer(t *testing.T) {
 	first.send(used + "\n")
 	first.readLine()
 	first.Close()
-	waitFor(t, "the first connection to close", func() bool { return up.Open() == 0 })
+	testsupport.WaitFor(t, "the first connection to close", func() bool { return up.Open() == 0 })
 	wantReceived := []string{`{"jsonrpc":"2.0","method":"server.ping","id":"replayed"}` + "\n"}
 
 	stop := make(chan struct{})
@@ -270,7 +277,7 @@ func TestFloodIsKeptAwayFromTheServer(t *testing.T) {
 
 	// The upstream received exactly the honest requests, over the honest
 	// connections only.
-	waitFor(t, "the upstream to receive every honest request", func() bool {
+	testsupport.WaitFor(t, "the upstream to receive every honest request", func() bool {
 		return bytes.Count(up.Received(), []byte("\n")) >= len(wantReceived)
 	})
 	got := strings.SplitAfter(string(up.Received()), "\n")

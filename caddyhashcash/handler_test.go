@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 const resource = "electrum.test:50002"
@@ -30,24 +30,11 @@ const resource = "electrum.test:50002"
 // request object, each minted for the given work and time.
 func mintLine(t testing.TB, line, res string, work uint64, when time.Time) string {
 	t.Helper()
-	var l rpcline.Line
-	if err := rpcline.Scan([]byte(line), stamp.Member, &l); err != nil {
+	stamped, err := stamp.AppendStamped(context.Background(), nil, []byte(line), stamp.Stamp{Work: work, Time: when.Unix(), Resource: res}, 2)
+	if err != nil {
 		t.Fatalf("mintLine: %v", err)
 	}
-	texts := make([]string, len(l.Objects))
-	for i := range l.Objects {
-		if !l.Objects[i].IsObject {
-			continue
-		}
-		st := stamp.Stamp{Work: work, Time: when.Unix(), Resource: res}
-		rand.Read(st.Salt[:])
-		bodyHash := stamp.BodyHash(rpcline.AppendObjectStripped(nil, []byte(line), &l.Objects[i]))
-		if _, err := stamp.Mint(context.Background(), &st, &bodyHash, 2); err != nil {
-			t.Fatal(err)
-		}
-		texts[i] = st.String()
-	}
-	return string(rpcline.AppendWithStamps(nil, []byte(line), &l, stamp.Member, texts))
+	return string(stamped)
 }
 
 // mintMoved returns the stamp minted by mintLine for line, moved by move onto
@@ -88,10 +75,10 @@ func hashcashHandler(options string) string {
 
 // setup starts caddy with hashcash (with options) and proxy in front of a
 // fresh upstream and returns caddy's address and the upstream.
-func setup(t *testing.T, options string) (string, *caddytest.Upstream) {
+func setup(t *testing.T, options string) (string, *testsupport.Upstream) {
 	t.Helper()
-	up := caddytest.NewUpstream(t, "127.0.0.1")
-	addr := caddytest.FreeAddr(t, "127.0.0.1")
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{})
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
 	caddytest.Start(t, caddytest.Layer4Config(addr, []string{hashcashHandler(options), caddytest.ProxyHandler(up.Addr)}, ""), addr)
 	return addr, up
 }
@@ -173,15 +160,15 @@ func (c *client) expectError(id string, reason stamp.Reason) rpcError {
 	return r
 }
 
-func waitReceived(t testing.TB, up *caddytest.Upstream, want []byte) {
+// waitReceived waits until the upstream has received exactly want.
+func waitReceived(t testing.TB, up *testsupport.Upstream, want []byte) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !bytes.Equal(up.Received(), want) {
-		if time.Now().After(deadline) {
-			got := up.Received()
-			t.Fatalf("upstream received %d bytes, want %d\n got: %.300q\nwant: %.300q", len(got), len(want), got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
+	err := testsupport.Poll(context.Background(), "the upstream to receive what was forwarded", testsupport.WaitTimeout, 5*time.Millisecond, func() (bool, error) {
+		return bytes.Equal(up.Received(), want), nil
+	})
+	if err != nil {
+		got := up.Received()
+		t.Fatalf("%v: received %d bytes, want %d\n got: %.300q\nwant: %.300q", err, len(got), len(want), got, want)
 	}
 }
 
@@ -457,9 +444,8 @@ func TestBatches(t *testing.T) {
 // ones while the upstream dribbles long padded responses in small chunks:
 // every line the client receives must be one whole JSON value.
 func TestErrorsOnlyAtLineBoundaries(t *testing.T) {
-	up := caddytest.NewUpstream(t, "127.0.0.1")
-	up.Pad, up.Chunk = 16384, 700
-	addr := caddytest.FreeAddr(t, "127.0.0.1")
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{Pad: 16384, Chunk: 700})
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
 	caddytest.Start(t, caddytest.Layer4Config(addr, []string{hashcashHandler(`"price":8,"max_rejections":-1`), caddytest.ProxyHandler(up.Addr)}, ""), addr)
 	c := dial(t, addr)
 	const rounds = 40
@@ -477,8 +463,8 @@ func TestErrorsOnlyAtLineBoundaries(t *testing.T) {
 		if r.Error != nil {
 			refusals++
 		} else {
-			if len(line) != 16384 {
-				t.Fatalf("response of %d bytes, want 16384", len(line))
+			if len(line) != 16384+1 { // the line feed is not padded
+				t.Fatalf("response of %d bytes, want 16384 and a line feed", len(line))
 			}
 			results++
 		}
@@ -492,8 +478,8 @@ func TestTLSAndIPv6(t *testing.T) {
 	cert := caddytest.SelfSigned(t, "electrum.test", "::1", "127.0.0.1")
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		t.Run(host, func(t *testing.T) {
-			up := caddytest.NewUpstream(t, host)
-			addr := caddytest.FreeAddr(t, host)
+			up := testsupport.NewUpstream(t, host, testsupport.UpstreamOptions{})
+			addr := testsupport.FreeAddr(t, host)
 			caddytest.Start(t, caddytest.Layer4Config(addr,
 				[]string{caddytest.TLSHandler("test"), hashcashHandler(`"price":16`), caddytest.ProxyHandler(up.Addr)},
 				cert.TLSApp("test")), addr)
@@ -527,8 +513,8 @@ func TestTLSAndIPv6(t *testing.T) {
 // TestPrefetchedBytesAreFiltered puts a matcher that reads ahead in front of
 // the handler: the bytes it prefetched must be filtered like the rest.
 func TestPrefetchedBytesAreFiltered(t *testing.T) {
-	up := caddytest.NewUpstream(t, "127.0.0.1")
-	addr := caddytest.FreeAddr(t, "127.0.0.1")
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{})
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
 	cfg := `{"admin":{"disabled":true},"logging":{"logs":{"default":{"level":"ERROR"}}},"apps":{"layer4":{"servers":{"s":{"listen":["` + addr + `"],"routes":[{"match":[{"regexp":{"pattern":"^\\{","count":1}}],"handle":[` +
 		hashcashHandler(`"price":16`) + "," + caddytest.ProxyHandler(up.Addr) + `]}]}}}}}`
 	caddytest.Start(t, cfg, addr)

@@ -2,7 +2,9 @@ package caddyhashcash_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // dialFrom connects to addr from the loopback address src (any of
@@ -55,17 +58,6 @@ func (c *client) roundTrip(id string) {
 	c.send(mintLine(c.t, `{"jsonrpc":"2.0","method":"server.ping","id":`+id+`}`, resource, 64, time.Now()) + "\n")
 	if r := parseResponse(c.t, c.readLine()); r.Error != nil || string(r.ID) != id {
 		c.t.Fatalf("request %s was not answered by the upstream: %+v", id, r)
-	}
-}
-
-// waitFor polls cond every 10 ms for up to 10 seconds.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -135,13 +127,12 @@ func TestIdleTimeoutClosesBothSides(t *testing.T) {
 		t.Fatalf("upstream accepted %d connections, want 1", up.Accepted())
 	}
 	c.expectClosed()
-	waitFor(t, "the upstream connection to close", func() bool { return up.Open() == 0 })
+	testsupport.WaitFor(t, "the upstream connection to close", func() bool { return up.Open() == 0 })
 }
 
 func TestWriteTimeoutDisconnectsClientThatDoesNotRead(t *testing.T) {
-	up := caddytest.NewUpstream(t, "127.0.0.1")
-	up.Pad = 8 << 20 // each response is 8 MB: more than socket buffers hold
-	addr := caddytest.FreeAddr(t, "127.0.0.1")
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{Pad: 8 << 20}) // each response is 8 MB: more than socket buffers hold
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
 	caddytest.Start(t, caddytest.Layer4Config(addr, []string{
 		hashcashHandler(`"price":64,"write_timeout":"300ms"`), caddytest.ProxyHandler(up.Addr),
 	}, ""), addr)
@@ -163,8 +154,8 @@ func TestWriteTimeoutDisconnectsClientThatDoesNotRead(t *testing.T) {
 	}
 	// The client reads nothing; caddy must give up on it, and on the
 	// upstream connection that serves it.
-	waitFor(t, "the upstream connection to be accepted", func() bool { return up.Accepted() == 1 })
-	waitFor(t, "the upstream connection to close", func() bool { return up.Open() == 0 })
+	testsupport.WaitFor(t, "the upstream connection to be accepted", func() bool { return up.Accepted() == 1 })
+	testsupport.WaitFor(t, "the upstream connection to close", func() bool { return up.Open() == 0 })
 	if n := closedConnections(t, "write_timeout"); n != 1 {
 		t.Fatalf("connections_closed_total{reason=write_timeout} = %v, want 1", n)
 	}
@@ -205,9 +196,9 @@ func counters(t testing.TB, name, key string) map[string]float64 {
 }
 
 func TestConnectionLimitPerPrefix(t *testing.T) {
-	up := caddytest.NewUpstream(t, "127.0.0.1")
-	addr := caddytest.FreeAddr(t, "127.0.0.1")
-	addr6 := caddytest.FreeAddr(t, "::1")
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{})
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
+	addr6 := testsupport.FreeAddr(t, "::1")
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	cfg := caddytest.Layer4Config(addr, []string{
 		hashcashHandler(`"price":64,"max_conns_per_prefix":2`), caddytest.ProxyHandler(up.Addr),
@@ -238,17 +229,17 @@ func TestConnectionLimitPerPrefix(t *testing.T) {
 
 	// Closing one frees its place.
 	first.Close()
-	for i := 0; ; i++ {
+	err := testsupport.Poll(context.Background(), "the closed connection's place", testsupport.WaitTimeout, 10*time.Millisecond, func() (bool, error) {
 		c := dialFrom(t, addr, "127.0.0.4")
 		c.send(mintLine(t, `{"jsonrpc":"2.0","method":"server.ping","id":5}`, resource, 64, time.Now()) + "\n")
 		resp := parseResponse(t, c.readLine())
-		if resp.Error == nil {
-			break
+		if resp.Error != nil && resp.Error.Data.Reason != stamp.ReasonConnectionLimit {
+			return false, fmt.Errorf("after a close: %+v", resp.Error)
 		}
-		if resp.Error.Data.Reason != stamp.ReasonConnectionLimit || i == 100 {
-			t.Fatalf("after a close: %+v", resp.Error)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return resp.Error == nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// Refusals are logged with their reason and the prefix, and the
@@ -256,7 +247,7 @@ func TestConnectionLimitPerPrefix(t *testing.T) {
 	if up.Accepted() != 5 {
 		t.Errorf("upstream accepted %d connections, want the 5 admitted ones", up.Accepted())
 	}
-	waitFor(t, "the refusal in the log", func() bool {
+	testsupport.WaitFor(t, "the refusal in the log", func() bool {
 		log, _ := os.ReadFile(logFile)
 		return strings.Contains(string(log), "too many open from its network") &&
 			strings.Contains(string(log), `"prefix":"127.0.0.0/24"`)

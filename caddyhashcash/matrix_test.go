@@ -16,16 +16,16 @@ import (
 	"time"
 
 	"github.com/electrum-hashcash/electrum-hashcash/caddyhashcash"
-	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
-// matrixUpdateReadme makes TestBadInputMatrix rewrite README.md's table:
+// matrixUpdateReadme makes TestBadInputMatrix rewrite docs/security.md's table:
 //
 //	go test ./caddyhashcash -run TestBadInputMatrix -update-readme
 var matrixUpdateReadme = flag.Bool("update-readme", false,
-	"TestBadInputMatrix: rewrite the table between README.md's security-matrix markers")
+	"TestBadInputMatrix: rewrite the table between docs/security.md's security-matrix markers")
 
 // The configuration every row of the matrix runs against: a small price,
 // so that minting is quick, a small max_rejections, so that strikes can be
@@ -44,9 +44,9 @@ const (
 // mxOptions is the handler's JSON options for the matrix.
 var mxOptions = fmt.Sprintf(`"price":%d,"max_rejections":%d`, mxPrice, mxMaxRej)
 
-// The README markers the generated table sits between.
+// Where the generated table sits: the document, and the markers around it.
 const (
-	mxReadmePath  = "../README.md"
+	mxReadmePath  = "../docs/security.md"
 	mxBeginMarker = "<!-- security-matrix:begin"
 	mxEndMarker   = "<!-- security-matrix:end -->"
 )
@@ -101,7 +101,7 @@ type mxKit struct {
 	t    *testing.T
 	addr string
 	src  string
-	up   *caddytest.Upstream
+	up   *testsupport.Upstream
 	want *bytes.Buffer
 }
 
@@ -111,7 +111,7 @@ type mxKit struct {
 // the bad line is answered), how many strikes the refusal counts (the
 // connection must close after exactly max_rejections minus that many more),
 // and that the upstream received exactly the bytes of the accepted requests:
-// nothing of any refused line. It also checks that README.md's table, between
+// nothing of any refused line. It also checks that docs/security.md's table, between
 // the security-matrix markers, is the one these cases render; run it with
 // -update-readme to rewrite that table.
 func TestBadInputMatrix(t *testing.T) {
@@ -887,10 +887,10 @@ func mxOrdinal(n int) string {
 	return "th"
 }
 
-// mxTable renders the README block for cases: an introduction and the table.
+// mxTable renders the docs/security.md block for cases: an introduction and the table.
 func mxTable(cases []mxCase) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Each row is checked by `TestBadInputMatrix` ([`caddyhashcash/matrix_test.go`](caddyhashcash/matrix_test.go)),\n"+
+	fmt.Fprintf(&b, "Each row is checked by `TestBadInputMatrix` ([`caddyhashcash/matrix_test.go`](../caddyhashcash/matrix_test.go)),\n"+
 		"which sends the input on a connection of its own to caddy running `hashcash` with\n"+
 		"`%s` and every other option at its default (`max_line_bytes`\n"+
 		"%s, `window` %s, `max_skew` %s), then `proxy` to a server that records every byte it\n"+
@@ -1008,7 +1008,7 @@ func mxServerText(tc *mxCase) string {
 	return "never"
 }
 
-// mxCheckReadme compares the README's block between the security-matrix
+// mxCheckReadme compares docs/security.md's block between the security-matrix
 // markers with the table of cases, and rewrites it with -update-readme.
 func mxCheckReadme(t *testing.T, cases []mxCase) {
 	readme, err := os.ReadFile(mxReadmePath)
@@ -1018,12 +1018,12 @@ func mxCheckReadme(t *testing.T, cases []mxCase) {
 	text := string(readme)
 	begin := strings.Index(text, mxBeginMarker)
 	if begin < 0 {
-		t.Fatalf("README.md has no %q marker", mxBeginMarker)
+		t.Fatalf("%s has no %q marker", mxReadmePath, mxBeginMarker)
 	}
 	nl := strings.IndexByte(text[begin:], '\n')
 	end := strings.Index(text[begin:], mxEndMarker)
 	if nl < 0 || end < nl {
-		t.Fatalf("README.md has no %q marker after %q", mxEndMarker, mxBeginMarker)
+		t.Fatalf("%s has no %q marker after %q", mxReadmePath, mxEndMarker, mxBeginMarker)
 	}
 	from, to := begin+nl+1, begin+end
 	table := mxTable(cases)
@@ -1035,9 +1035,9 @@ func mxCheckReadme(t *testing.T, cases []mxCase) {
 		if err := os.WriteFile(mxReadmePath, []byte(updated), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("README.md: bad-input table rewritten")
+		t.Logf("%s: bad-input table rewritten", mxReadmePath)
 		return
 	}
-	t.Errorf("README.md's bad-input table is not the one TestBadInputMatrix's cases render; "+
-		"rerun with -update-readme, or put this between the markers:\n%s", table)
+	t.Errorf("%s's bad-input table is not the one TestBadInputMatrix's cases render; "+
+		"rerun with -update-readme, or put this between the markers:\n%s", mxReadmePath, table)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // BenchmarkRefusedConnection measures a connection refused for its
@@ -14,8 +15,8 @@ import (
 // connection_limit line, close. It is what a flooder that redials at once
 // costs; compare BenchmarkAcceptedConnection, the same with one request.
 func BenchmarkRefusedConnection(b *testing.B) {
-	up := caddytest.NewUpstream(b, "127.0.0.1")
-	addr := caddytest.FreeAddr(b, "127.0.0.1")
+	up := testsupport.NewUpstream(b, "127.0.0.1", testsupport.UpstreamOptions{})
+	addr := testsupport.FreeAddr(b, "127.0.0.1")
 	caddytest.Start(b, caddytest.Layer4Config(addr, []string{
 		hashcashHandler(`"price":64,"max_conns_per_prefix":1`), caddytest.ProxyHandler(up.Addr),
 	}, ""), addr)

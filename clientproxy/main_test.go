@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
 
@@ -118,55 +118,32 @@ func verifyingServer(t *testing.T, resource string) string {
 		t.Fatal(err)
 	}
 	pol := &verify.Policy{Resource: resource, DefaultPrice: 1 << 10, Window: time.Minute, Skew: time.Minute, Store: replay.NewMemory(1 << 10)}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
+	srv := testsupport.Serve(ln, func(c net.Conn) {
+		v := pol.NewVerifier(nil)
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadBytes('\n')
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				v := pol.NewVerifier(nil)
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadBytes('\n')
-					if err != nil {
-						return
-					}
-					fwd, reply := v.Check(nil, line[:len(line)-1])
-					if reply == nil {
-						reply = append([]byte("accepted "), fwd...)
-					}
-					if _, err := c.Write(append(reply, '\n')); err != nil {
-						return
-					}
-				}
-			})
+			fwd, reply := v.Check(nil, line[:len(line)-1])
+			if reply == nil {
+				reply = append([]byte("accepted "), fwd...)
+			}
+			if _, err := c.Write(append(reply, '\n')); err != nil {
+				return
+			}
 		}
 	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	t.Cleanup(srv.Close)
+	return srv.Addr()
 }
 
 // TestRun runs the command end to end: it serves a wallet through a
 // verifying server, logs the connection, and exits 0 on SIGTERM.
 func TestRun(t *testing.T) {
 	server := verifyingServer(t, "srv.test:1")
-	var logs syncBuffer
+	var logs testsupport.SyncBuffer
 	ready := make(chan net.Addr, 1)
 	done := make(chan int, 1)
 	go func() {
@@ -191,10 +168,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("wallet got %q, %v", got, err)
 	}
 	c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "connection closed") && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testsupport.WaitFor(t, "the close in the log", func() bool { return strings.Contains(logs.String(), "connection closed") })
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -212,21 +186,4 @@ func TestRun(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

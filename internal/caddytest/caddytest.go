@@ -1,10 +1,10 @@
-// Package caddytest runs Caddy in-process for tests, with a recording,
-// Electrum-shaped upstream to proxy to.
+// Package caddytest runs Caddy in-process for tests: a layer4 config with
+// caddy-l4's proxy and tls handlers, and self-signed certificates. What
+// tests share without Caddy (free addresses, waiting, the recording
+// upstream to proxy to) is in package testsupport.
 package caddytest
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,30 +18,20 @@ import (
 	"math/big"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	_ "github.com/caddyserver/caddy/v2/modules/filestorage" // Start's default storage
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
-// FreeAddr returns a loopback address with a port that was free a moment
-// ago. host is "127.0.0.1" or "::1".
-func FreeAddr(t testing.TB, host string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("finding a free port on %s: %v", host, err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // Start loads cfg (a complete Caddy JSON config) into the process's Caddy,
-// waits until every address in waitFor accepts connections, and stops Caddy
-// when the test ends. Unless cfg sets "storage", Caddy stores its files in
+// waits until it listens on every address in waitFor (without connecting:
+// a probe connection would be one more for the handlers under test, and
+// one more against a per-network connection limit), and stops Caddy when
+// the test ends. Unless cfg sets "storage", Caddy stores its files in
 // a temporary directory of the test.
 func Start(t testing.TB, cfg string, waitFor ...string) {
 	t.Helper()
@@ -66,24 +56,7 @@ func Start(t testing.TB, cfg string, waitFor ...string) {
 		}
 	})
 	for _, addr := range waitFor {
-		WaitListening(t, addr)
-	}
-}
-
-// WaitListening waits up to 10 seconds for addr to accept a connection.
-func WaitListening(t testing.TB, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not accept connections within 10s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		testsupport.WaitBound(t, addr)
 	}
 }
 
@@ -103,153 +76,6 @@ func Layer4Config(listen string, handlers []string, extraApps string) string {
 // ProxyHandler returns the JSON of caddy-l4's proxy handler to upstream.
 func ProxyHandler(upstream string) string {
 	return `{"handler":"proxy","upstreams":[{"dial":["` + upstream + `"]}]}`
-}
-
-// Upstream is an Electrum-shaped TCP server for tests: it records every byte
-// it receives and answers each request line with a result echoing its id.
-type Upstream struct {
-	// Addr is the address it listens on.
-	Addr string
-	// Pad, if positive, pads each response with spaces inside the JSON to
-	// this many bytes, as ElectrumX does.
-	Pad int
-	// Chunk, if positive, writes responses in pieces of this many bytes
-	// with a short pause between them.
-	Chunk int
-
-	ln       net.Listener
-	mu       sync.Mutex
-	received []byte
-	conns    map[net.Conn]struct{}
-	accepted int
-	wg       sync.WaitGroup
-}
-
-// NewUpstream starts an Upstream on host ("127.0.0.1" or "::1") and closes
-// it when the test ends. Set Pad and Chunk before the first connection.
-func NewUpstream(t testing.TB, host string) *Upstream {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("upstream listen: %v", err)
-	}
-	u := &Upstream{Addr: ln.Addr().String(), ln: ln, conns: make(map[net.Conn]struct{})}
-	u.wg.Go(u.accept)
-	t.Cleanup(u.Close)
-	return u
-}
-
-// Received returns a copy of every byte received so far, from all
-// connections in arrival order of whole lines.
-func (u *Upstream) Received() []byte {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return bytes.Clone(u.received)
-}
-
-// Accepted returns how many connections the upstream has accepted.
-func (u *Upstream) Accepted() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.accepted
-}
-
-// Open returns how many of its connections are still open.
-func (u *Upstream) Open() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.conns)
-}
-
-// Close stops the upstream and waits for its goroutines.
-func (u *Upstream) Close() {
-	u.ln.Close()
-	u.mu.Lock()
-	for c := range u.conns {
-		c.Close()
-	}
-	u.mu.Unlock()
-	u.wg.Wait()
-}
-
-func (u *Upstream) accept() {
-	for {
-		c, err := u.ln.Accept()
-		if err != nil {
-			return
-		}
-		u.mu.Lock()
-		u.conns[c] = struct{}{}
-		u.accepted++
-		u.mu.Unlock()
-		u.wg.Go(func() { u.serve(c) })
-	}
-}
-
-func (u *Upstream) serve(c net.Conn) {
-	defer func() {
-		u.mu.Lock()
-		delete(u.conns, c)
-		u.mu.Unlock()
-		c.Close()
-	}()
-	r := bufio.NewReaderSize(c, 64<<10)
-	for n := 0; ; n++ {
-		line, err := r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A long line: collect it whole.
-			buf := append([]byte(nil), line...)
-			for err == bufio.ErrBufferFull {
-				line, err = r.ReadSlice('\n')
-				buf = append(buf, line...)
-			}
-			line = buf
-		}
-		if len(line) > 0 && err == nil {
-			u.mu.Lock()
-			u.received = append(u.received, line...)
-			u.mu.Unlock()
-			if werr := u.respond(c, line, n); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (u *Upstream) respond(c net.Conn, line []byte, n int) error {
-	var req struct {
-		ID json.RawMessage `json:"id"`
-	}
-	id := []byte("null")
-	if json.Unmarshal(line, &req) == nil && len(req.ID) > 0 {
-		id = req.ID
-	}
-	resp := []byte(`{"jsonrpc":"2.0","result":` + itoa(n) + `,"id":` + string(id))
-	if pad := u.Pad - len(resp) - 2; pad > 0 {
-		resp = append(resp, bytes.Repeat([]byte{' '}, pad)...)
-	}
-	resp = append(resp, "}\n"...)
-	if u.Chunk <= 0 {
-		_, err := c.Write(resp)
-		return err
-	}
-	for len(resp) > 0 {
-		k := min(u.Chunk, len(resp))
-		if _, err := c.Write(resp[:k]); err != nil {
-			return err
-		}
-		resp = resp[k:]
-		time.Sleep(200 * time.Microsecond)
-	}
-	return nil
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 // Cert is a self-signed certificate for tests.

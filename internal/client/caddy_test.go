@@ -18,11 +18,12 @@ import (
 
 	_ "github.com/electrum-hashcash/electrum-hashcash/caddyhashcash"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // caddyEnv is the fake upstream behind Caddy running the hashcash handler.
 type caddyEnv struct {
-	up     *fakeUpstream
+	up     *testsupport.Upstream
 	addr   string // Caddy's listen address
 	host   string
 	tlsApp string
@@ -39,14 +40,14 @@ func hashcashJSON(options string) string {
 func startCaddy(t *testing.T, host string, options string, pad int) *caddyEnv {
 	t.Helper()
 	e := &caddyEnv{host: host}
-	e.up = newFakeUpstream(t, "tcp", net.JoinHostPort(host, "0"), pad)
-	e.addr = caddytest.FreeAddr(t, host)
+	e.up = newFakeUpstream(t, host, pad)
+	e.addr = testsupport.FreeAddr(t, host)
 	caddytest.Start(t, e.config(options), e.addr)
 	return e
 }
 
 func (e *caddyEnv) config(options string) string {
-	handlers := append(append([]string(nil), e.pre...), hashcashJSON(options), caddytest.ProxyHandler(e.up.addr()))
+	handlers := append(append([]string(nil), e.pre...), hashcashJSON(options), caddytest.ProxyHandler(e.up.Addr))
 	return caddytest.Layer4Config(e.addr, handlers, e.tlsApp)
 }
 
@@ -56,7 +57,7 @@ func (e *caddyEnv) reload(t *testing.T, options string) {
 	if err := caddy.Load([]byte(e.config(options)), true); err != nil {
 		t.Fatalf("reloading caddy: %v", err)
 	}
-	caddytest.WaitListening(t, e.addr)
+	testsupport.WaitBound(t, e.addr)
 }
 
 func readAnswers(t *testing.T, w *wallet, n int) []string {
@@ -114,8 +115,8 @@ func TestCaddyByteExact(t *testing.T) {
 	if len(want) != 0 || parseErrors != 1 {
 		t.Fatalf("answers missing: %v; parse errors %d", want, parseErrors)
 	}
-	recv, _, violation := e.up.active(0).snapshot()
-	if violation != "" {
+	recv, _, violation := e.up.Active(t, 0).Snapshot()
+	if violation != nil {
 		t.Fatal(violation)
 	}
 	if string(recv) != strings.Join(forwarded, "") {
@@ -140,9 +141,9 @@ func TestCaddyPipelined1000(t *testing.T) {
 	defer wg.Wait()
 	wg.Go(func() { w.send(lines...) })
 	readAnswers(t, w, n)
-	up := e.up.active(0)
-	recv, got, violation := up.snapshot()
-	if violation != "" {
+	up := e.up.Active(t, 0)
+	recv, got, violation := up.Snapshot()
+	if violation != nil {
 		t.Fatal(violation)
 	}
 	if string(recv) != strings.Join(lines, "") {
@@ -170,8 +171,8 @@ func TestCaddyFirstNotOvertaken(t *testing.T) {
 	w := dialWallet(t, px.addr)
 	w.send(lines...)
 	readAnswers(t, w, n)
-	_, got, violation := e.up.active(0).snapshot()
-	if violation != "" {
+	_, got, violation := e.up.Active(t, 0).Snapshot()
+	if violation != nil {
 		t.Fatal(violation)
 	}
 	if string(got[0]) != versionReq || len(got) != n {
@@ -279,8 +280,8 @@ func TestCaddyTLS(t *testing.T) {
 			cert := caddytest.SelfSigned(t, "electrum.test", host)
 			other := caddytest.SelfSigned(t, "electrum.test", host)
 			e := &caddyEnv{host: host, tlsApp: cert.TLSApp("test"), pre: []string{caddytest.TLSHandler("test")}}
-			e.up = newFakeUpstream(t, "tcp", net.JoinHostPort(host, "0"), 0)
-			e.addr = caddytest.FreeAddr(t, host)
+			e.up = newFakeUpstream(t, host, 0)
+			e.addr = testsupport.FreeAddr(t, host)
 			caddytest.Start(t, e.config(`,"price":64`), e.addr)
 
 			good, err := NewTLSConfig(TLSOptions{Fingerprint: colons(cert.Fingerprint)})
@@ -302,7 +303,7 @@ func TestCaddyTLS(t *testing.T) {
 			w2 := dialWallet(t, px2.addr)
 			w2.send(versionReq)
 			w2.expectClosed()
-			waitFor(t, "the pin failure in the log", func() bool {
+			testsupport.WaitFor(t, "the pin failure in the log", func() bool {
 				return strings.Contains(px2.logs.String(), "does not match the pinned fingerprint")
 			})
 		})
@@ -318,10 +319,10 @@ func TestCaddyIPv6(t *testing.T) {
 	}
 	ln.Close()
 	e := &caddyEnv{host: "::1"}
-	e.up = newFakeUpstream(t, "tcp6", "[::1]:0", 0)
-	e.addr = caddytest.FreeAddr(t, "::1")
+	e.up = newFakeUpstream(t, "::1", 0)
+	e.addr = testsupport.FreeAddr(t, "::1")
 	cfg := caddytest.Layer4Config(e.addr, []string{
-		`{"handler":"hashcash","resource":"` + e.addr + `","price":64}`, caddytest.ProxyHandler(e.up.addr())}, "")
+		`{"handler":"hashcash","resource":"` + e.addr + `","price":64}`, caddytest.ProxyHandler(e.up.Addr)}, "")
 	caddytest.Start(t, cfg, e.addr)
 	px := startProxy(t, Config{Server: e.addr, Network: "tcp6", Work: 64}, "[::1]:0")
 	w := dialWallet(t, px.addr)

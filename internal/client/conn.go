@@ -293,26 +293,21 @@ func (c *conn) workFor(method string) uint64 {
 func (c *conn) stampLine(r *request) ([]byte, error) {
 	start := time.Now()
 	resource := c.k.Resource()
-	stamps := make([]string, len(r.scan.Objects))
-	works := make([]uint64, len(r.scan.Objects))
-	times := make([]int64, len(r.scan.Objects))
-	var body []byte
-	var hashes uint64
-	for i := range r.scan.Objects {
-		o := &r.scan.Objects[i]
+	out := make([]byte, 0, len(r.line)+len(r.methods)*(stamp.MaxTextLen+8)+1)
+	out, m, err := stamp.AppendStampedFunc(c.ctx, out, r.line, func(i int) stamp.Stamp {
 		st := stamp.Stamp{Work: c.workFor(r.methods[i]), Time: c.k.ServerTime(), Resource: resource}
 		rand.Read(st.Salt[:])
-		body = rpcline.AppendObjectStripped(body[:0], r.line, o)
-		bodyHash := stamp.BodyHash(body)
-		n, err := stamp.Mint(c.ctx, &st, &bodyHash, c.cfg.Workers)
-		hashes += n
-		if err != nil {
-			if c.ctx.Err() != nil {
-				return nil, c.stopped()
-			}
-			return nil, err
+		return st
+	}, c.cfg.Workers)
+	if err != nil {
+		if c.ctx.Err() != nil {
+			return nil, c.stopped()
 		}
-		stamps[i] = string(st.AppendText(nil))
+		return nil, err
+	}
+	works := make([]uint64, len(m.Stamps))
+	times := make([]int64, len(m.Stamps))
+	for i, st := range m.Stamps {
 		works[i], times[i] = st.Work, st.Time
 	}
 	r.minted(resource, works, times)
@@ -320,10 +315,10 @@ func (c *conn) stampLine(r *request) ([]byte, error) {
 	c.count(func(cs *counters) {
 		cs.mints.Add(1)
 		cs.mintNanos.Add(uint64(d))
-		cs.hashes.Add(hashes)
+		cs.hashes.Add(m.Attempts)
 	})
 	if c.log.Enabled(c.ctx, slog.LevelDebug) {
-		args := []any{"seq", r.seq, "attempt", r.attempt(), "mint", d.Round(time.Microsecond), "hashes", hashes}
+		args := []any{"seq", r.seq, "attempt", r.attempt(), "mint", d.Round(time.Microsecond), "hashes", m.Attempts}
 		if len(r.methods) == 1 {
 			args = append(args, "method", r.methods[0], "work", works[0])
 		} else {
@@ -331,8 +326,6 @@ func (c *conn) stampLine(r *request) ([]byte, error) {
 		}
 		c.log.Debug("stamped", args...)
 	}
-	out := make([]byte, 0, len(r.line)+len(stamps)*(stamp.MaxTextLen+8)+1)
-	out = rpcline.AppendWithStamps(out, r.line, &r.scan, stamp.Member, stamps)
 	return append(out, '\n'), nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
 
@@ -28,179 +29,52 @@ import (
 const testTimeout = 60 * time.Second
 
 // ---------------------------------------------------------------------------
-// fakeUpstream plays ElectrumX: it answers each request line, in order, with
-// a response padded with spaces inside the JSON, and it enforces that the
-// first request is server.version by answering anything else with an error
-// and disconnecting.
+// The upstream plays ElectrumX: testsupport's recording Upstream answering
+// with electrumAnswer.
 
-type fakeUpstream struct {
-	t   testing.TB
-	ln  net.Listener
-	pad int // pad responses to this many bytes (before '\n'), if larger
-	wg  sync.WaitGroup
-
-	mu    sync.Mutex
-	conns []*upConn
-	all   []net.Conn
+// newFakeUpstream starts an upstream on host that answers as ElectrumX
+// does, each response padded to pad bytes.
+func newFakeUpstream(t testing.TB, host string, pad int) *testsupport.Upstream {
+	return testsupport.NewUpstream(t, host, testsupport.UpstreamOptions{Pad: pad, Answer: electrumAnswer})
 }
 
-// upConn records one connection to the upstream.
-type upConn struct {
-	mu        sync.Mutex
-	received  bytes.Buffer // every byte received
-	lines     [][]byte
-	violation string // the first request was not server.version
-	closed    chan struct{}
-}
-
-func (u *upConn) snapshot() (recv []byte, lines [][]byte, violation string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return bytes.Clone(u.received.Bytes()), append([][]byte(nil), u.lines...), u.violation
-}
-
-func newFakeUpstream(t testing.TB, network, addr string, pad int) *fakeUpstream {
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &fakeUpstream{t: t, ln: ln, pad: pad}
-	u.wg.Go(u.serve)
-	t.Cleanup(u.close)
-	return u
-}
-
-func (u *fakeUpstream) addr() string { return u.ln.Addr().String() }
-
-func (u *fakeUpstream) close() {
-	u.ln.Close()
-	u.mu.Lock()
-	for _, c := range u.all {
-		c.Close()
-	}
-	u.mu.Unlock()
-	u.wg.Wait()
-}
-
-func (u *fakeUpstream) serve() {
-	for {
-		c, err := u.ln.Accept()
-		if err != nil {
-			return
-		}
-		rec := &upConn{closed: make(chan struct{})}
-		u.mu.Lock()
-		u.conns = append(u.conns, rec)
-		u.all = append(u.all, c)
-		u.mu.Unlock()
-		u.wg.Go(func() {
-			defer close(rec.closed)
-			defer c.Close()
-			u.handle(c, rec)
-		})
-	}
-}
-
-// conn returns the record of the i-th connection, waiting for it.
-func (u *fakeUpstream) conn(i int) *upConn {
-	deadline := time.Now().Add(testTimeout)
-	for time.Now().Before(deadline) {
-		u.mu.Lock()
-		if len(u.conns) > i {
-			c := u.conns[i]
-			u.mu.Unlock()
-			return c
-		}
-		u.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-	u.t.Fatalf("upstream connection %d never came", i)
-	return nil
-}
-
-// active returns the i-th connection that received data, waiting for it:
-// connections that never send anything (a proxy's probe) are skipped.
-func (u *fakeUpstream) active(i int) *upConn {
-	var found *upConn
-	waitFor(u.t, fmt.Sprintf("upstream connection %d with data", i), func() bool {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		n := 0
-		for _, c := range u.conns {
-			c.mu.Lock()
-			has := c.received.Len() > 0
-			c.mu.Unlock()
-			if has {
-				if n == i {
-					found = c
-					return true
-				}
-				n++
-			}
-		}
-		return false
-	})
-	return found
-}
-
-func (u *fakeUpstream) handle(c net.Conn, rec *upConn) {
-	br := bufio.NewReaderSize(c, 1<<16)
-	bw := bufio.NewWriterSize(c, 1<<16)
+// electrumAnswer answers the n-th request line of a connection as ElectrumX
+// does: each request with its method name as the result, notifications and
+// test.silent not at all, a batch with an array. A connection whose first
+// request is not server.version gets an error and is closed.
+func electrumAnswer(body []byte, n int) ([]byte, error) {
 	var scan rpcline.Line
-	first := true
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			rec.mu.Lock()
-			rec.received.Write(line)
-			rec.lines = append(rec.lines, bytes.Clone(line))
-			rec.mu.Unlock()
-		}
-		if err != nil {
-			return
-		}
-		body := line[:len(line)-1]
-		if rpcline.Scan(body, stamp.Member, &scan) != nil || scan.Kind == rpcline.KindOther {
-			bw.WriteString(`{"jsonrpc":"2.0","error":{"code":-32700,"message":"invalid JSON"},"id":null}` + "\n")
-		} else {
-			if first {
-				m, _ := rpcline.StringValue(scan.Objects[0].Method)
-				if scan.Kind != rpcline.KindObject || m != "server.version" {
-					rec.mu.Lock()
-					rec.violation = fmt.Sprintf("first request was %q", body)
-					rec.mu.Unlock()
-					bw.WriteString(`{"jsonrpc":"2.0","error":{"code":1,"message":"use server.version to identify client"},"id":` + string(scan.Objects[0].ID) + "}\n")
-					bw.Flush()
-					return
-				}
+	if rpcline.Scan(body, stamp.Member, &scan) != nil || scan.Kind == rpcline.KindOther {
+		return []byte(`{"jsonrpc":"2.0","error":{"code":-32700,"message":"invalid JSON"},"id":null}`), nil
+	}
+	if n == 0 {
+		method, id := "", []byte("null")
+		if scan.Kind == rpcline.KindObject {
+			o := &scan.Objects[0]
+			method, _ = rpcline.StringValue(o.Method)
+			if o.ID != nil {
+				id = o.ID
 			}
-			u.respond(bw, body, &scan)
 		}
-		first = false
-		if br.Buffered() == 0 {
-			if bw.Flush() != nil {
-				return
-			}
+		if method != "server.version" {
+			return []byte(`{"jsonrpc":"2.0","error":{"code":1,"message":"use server.version to identify client"},"id":` + string(id) + "}"),
+				fmt.Errorf("first request was %q", body)
 		}
 	}
-}
-
-// respond writes the answer to one request line: the method name as result.
-func (u *fakeUpstream) respond(bw *bufio.Writer, body []byte, scan *rpcline.Line) {
 	var out []byte
 	if scan.Kind == rpcline.KindBatch {
 		out = append(out, '[')
 	}
-	n := 0
+	answered := 0
 	for i := range scan.Objects {
 		o := &scan.Objects[i]
 		if o.ID == nil || string(o.Method) == `"test.silent"` {
 			continue // notifications and test.silent get no answer
 		}
-		if n > 0 {
+		if answered > 0 {
 			out = append(out, ',')
 		}
-		n++
+		answered++
 		out = append(out, `{"jsonrpc":"2.0","result":`...)
 		out = append(out, o.Method...)
 		out = append(out, `,"id":`...)
@@ -208,17 +82,12 @@ func (u *fakeUpstream) respond(bw *bufio.Writer, body []byte, scan *rpcline.Line
 		out = append(out, '}')
 	}
 	if scan.Kind == rpcline.KindBatch {
-		out = append(out, ']')
-	} else if n == 0 {
-		return // a notification
+		return append(out, ']'), nil
 	}
-	if len(out) < u.pad { // pad inside the JSON like ElectrumX does
-		last := out[len(out)-1]
-		out = append(out[:len(out)-1], bytes.Repeat([]byte{' '}, u.pad-len(out))...)
-		out = append(out, last)
+	if answered == 0 {
+		return nil, nil // a notification
 	}
-	bw.Write(out)
-	bw.WriteByte('\n')
+	return out, nil
 }
 
 // expectedAnswer is what the fake upstream answers to a single request.
@@ -241,20 +110,16 @@ func padded(out string, pad int) string {
 // refusals itself. Its policy can be replaced while connections are open.
 
 type fakeServer struct {
-	t        testing.TB
-	ln       net.Listener
+	srv      *testsupport.Server
 	upstream string
 	policy   atomic.Pointer[verify.Policy]
-	wg       sync.WaitGroup
 	// onRefusal, if set, runs after each refusal, before it is sent.
 	onRefusal atomic.Pointer[func()]
+	closed    chan struct{} // receives when a client connection ends
 
 	mu      sync.Mutex
-	all     []net.Conn
 	replies [][]byte // every refusal line sent, in order
 	refused map[stamp.Reason]int
-	open    int
-	closed  chan struct{} // receives when a client connection ends
 }
 
 func newFakeServer(t testing.TB, network, addr, upstream string, policy *verify.Policy, tlsCfg *tls.Config) *fakeServer {
@@ -265,24 +130,17 @@ func newFakeServer(t testing.TB, network, addr, upstream string, policy *verify.
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	s := &fakeServer{t: t, ln: ln, upstream: upstream, refused: map[stamp.Reason]int{}, closed: make(chan struct{}, 100)}
+	s := &fakeServer{upstream: upstream, refused: map[stamp.Reason]int{}, closed: make(chan struct{}, 100)}
 	s.policy.Store(policy)
-	s.wg.Go(s.serve)
-	t.Cleanup(s.close)
+	s.srv = testsupport.Serve(ln, func(c net.Conn) {
+		s.handle(c)
+		s.closed <- struct{}{}
+	})
+	t.Cleanup(s.srv.Close)
 	return s
 }
 
-func (s *fakeServer) addr() string { return s.ln.Addr().String() }
-
-func (s *fakeServer) close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for _, c := range s.all {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
+func (s *fakeServer) addr() string { return s.srv.Addr() }
 
 func (s *fakeServer) setPolicy(p *verify.Policy) { s.policy.Store(p) }
 
@@ -298,26 +156,6 @@ func (s *fakeServer) replyLines() [][]byte {
 	return append([][]byte(nil), s.replies...)
 }
 
-func (s *fakeServer) serve() {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		s.all = append(s.all, c)
-		s.open++
-		s.mu.Unlock()
-		s.wg.Go(func() {
-			s.handle(c)
-			s.mu.Lock()
-			s.open--
-			s.mu.Unlock()
-			s.closed <- struct{}{}
-		})
-	}
-}
-
 func (s *fakeServer) handle(c net.Conn) {
 	defer c.Close()
 	if tc, ok := c.(*tls.Conn); ok {
@@ -331,9 +169,6 @@ func (s *fakeServer) handle(c net.Conn) {
 	if err != nil {
 		return
 	}
-	s.mu.Lock()
-	s.all = append(s.all, up)
-	s.mu.Unlock()
 	defer up.Close()
 	var wg sync.WaitGroup
 	var wmu sync.Mutex // the client's writers: the upstream copy and the refusals
@@ -417,32 +252,15 @@ func newPolicy(resource string, def uint64, prices map[string]uint64) *verify.Po
 type testProxy struct {
 	*Proxy
 	addr string
-	logs *syncBuffer
+	logs *testsupport.SyncBuffer
 	stop func()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startProxy runs a Proxy for cfg on a loopback listener (listenAddr, or
 // 127.0.0.1:0) until the test ends.
 func startProxy(t testing.TB, cfg Config, listenAddr string) *testProxy {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testsupport.SyncBuffer{}
 	var w io.Writer = logs
 	if testing.Verbose() {
 		w = io.MultiWriter(logs, os.Stderr)
@@ -539,15 +357,3 @@ func req(method string, id int, params string) string {
 }
 
 const versionReq = `{"jsonrpc":"2.0","method":"server.version","id":0,"params":["electrum/4.3.4","1.4"]}` + "\n"
-
-// waitFor polls cond until it holds or the test times out.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

@@ -1,10 +1,14 @@
 package client
 
 import (
+	"bytes"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // promptly bounds how long closing one side may take to reach the other.
@@ -19,8 +23,8 @@ func TestIPv6(t *testing.T) {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	ln.Close()
-	up := newFakeUpstream(t, "tcp6", "[::1]:0", 0)
-	srv := newFakeServer(t, "tcp6", "[::1]:0", up.addr(), newPolicy("x", 64, nil), nil)
+	up := newFakeUpstream(t, "::1", 0)
+	srv := newFakeServer(t, "tcp6", "[::1]:0", up.Addr, newPolicy("x", 64, nil), nil)
 	if !strings.HasPrefix(srv.addr(), "[::1]:") {
 		t.Fatalf("server address %q", srv.addr())
 	}
@@ -50,6 +54,23 @@ func waitClosed(t *testing.T, what string, ch <-chan struct{}) {
 	}
 }
 
+// waitMinting waits until a goroutine is searching for a stamp's counter:
+// the proxy has read a request and is minting its stamp (the tests that
+// call it mint nothing else meanwhile).
+func waitMinting(t *testing.T) {
+	t.Helper()
+	testsupport.WaitFor(t, "the proxy to be minting", func() bool {
+		buf := make([]byte, 64<<10)
+		for {
+			n := runtime.Stack(buf, true)
+			if n < len(buf) {
+				return bytes.Contains(buf[:n], []byte("/internal/stamp.searchChunks("))
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+	})
+}
+
 // TestWalletClose: when the wallet hangs up, the server connection is
 // closed promptly, even in the middle of minting an expensive stamp.
 func TestWalletClose(t *testing.T) {
@@ -67,12 +88,12 @@ func TestWalletClose(t *testing.T) {
 			w.readLine()
 			if minting {
 				w.send(req("blockchain.transaction.broadcast", 1, `["00"]`))
-				time.Sleep(50 * time.Millisecond)
+				waitMinting(t)
 			}
 			w.c.Close()
 			waitClosed(t, "the server's connection", e.srv.closed)
-			waitClosed(t, "the upstream's connection", e.up.conn(0).closed)
-			waitFor(t, "the close log line", func() bool {
+			waitClosed(t, "the upstream's connection", e.up.Conn(t, 0).Done())
+			testsupport.WaitFor(t, "the close log line", func() bool {
 				return strings.Contains(e.px.logs.String(), "connection closed")
 			})
 			if !strings.Contains(e.px.logs.String(), ErrWalletClosed.Error()) {
@@ -103,7 +124,7 @@ func TestServerClose(t *testing.T) {
 	w.send(versionReq)
 	w.readLine()
 	start := time.Now()
-	e.srv.close()
+	e.srv.srv.Close()
 	w.expectClosed()
 	if d := time.Since(start); d > promptly {
 		t.Errorf("the wallet saw the close after %v", d)
@@ -122,7 +143,7 @@ func TestShutdown(t *testing.T) {
 	busy := dialWallet(t, e.px.addr)
 	busy.send(versionReq, req("blockchain.transaction.broadcast", 1, `["00"]`))
 	busy.readLine()
-	time.Sleep(50 * time.Millisecond)
+	waitMinting(t)
 	start := time.Now()
 	e.px.stop()
 	if d := time.Since(start); d > promptly {

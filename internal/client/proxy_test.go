@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -13,13 +14,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
 
 const testResource = "test.invalid:1"
 
 type env struct {
-	up  *fakeUpstream
+	up  *testsupport.Upstream
 	srv *fakeServer
 	px  *testProxy
 }
@@ -28,8 +30,8 @@ type env struct {
 // cfg.Server is filled in; cfg.Resource defaults to testResource.
 func newEnv(t *testing.T, pol *verify.Policy, cfg Config, pad int) *env {
 	t.Helper()
-	up := newFakeUpstream(t, "tcp", "127.0.0.1:0", pad)
-	srv := newFakeServer(t, "tcp", "127.0.0.1:0", up.addr(), pol, nil)
+	up := newFakeUpstream(t, "127.0.0.1", pad)
+	srv := newFakeServer(t, "tcp", "127.0.0.1:0", up.Addr, pol, nil)
 	cfg.Server = srv.addr()
 	if cfg.Resource == "" {
 		cfg.Resource = testResource
@@ -115,15 +117,15 @@ func TestByteExact(t *testing.T) {
 	for range len(want) + len(refusedLines) {
 		got = append(got, w.readLine())
 	}
-	waitFor(t, "the handler's refusals", func() bool { return len(e.srv.replyLines()) == len(refusedLines) })
+	testsupport.WaitFor(t, "the handler's refusals", func() bool { return len(e.srv.replyLines()) == len(refusedLines) })
 	for _, r := range e.srv.replyLines() {
 		want = append(want, string(r))
 	}
 	if g, w := sortedLines(got), sortedLines(want); !slices.Equal(g, w) {
 		t.Errorf("wallet received:\n%q\nwant (any order):\n%q", g, w)
 	}
-	recv, _, violation := e.up.conn(0).snapshot()
-	if violation != "" {
+	recv, _, violation := e.up.Conn(t, 0).Snapshot()
+	if violation != nil {
 		t.Errorf("upstream: %s", violation)
 	}
 	if wantRecv := strings.Join(forwarded, ""); string(recv) != wantRecv {
@@ -167,8 +169,8 @@ func TestPipelined1000(t *testing.T) {
 			t.Fatalf("wallet got an error: %s", line)
 		}
 	}
-	recv, got, violation := e.up.conn(0).snapshot()
-	if violation != "" {
+	recv, got, violation := e.up.Conn(t, 0).Snapshot()
+	if violation != nil {
 		t.Fatalf("upstream: %s", violation)
 	}
 	if len(got) != n {
@@ -226,8 +228,8 @@ func TestFirstNotOvertaken(t *testing.T) {
 					t.Fatalf("wallet got an error: %s", line)
 				}
 			}
-			_, got, violation := e.up.conn(0).snapshot()
-			if violation != "" {
+			_, got, violation := e.up.Conn(t, 0).Snapshot()
+			if violation != nil {
 				t.Fatalf("upstream: %s", violation)
 			}
 			if string(got[0]) != versionReq {
@@ -295,8 +297,8 @@ func TestPriceRaisedMidConnection(t *testing.T) {
 	if p := e.px.Knowledge().Price("blockchain.scripthash.get_history"); p != 1<<12 {
 		t.Errorf("learned price %d, want %d", p, 1<<12)
 	}
-	recv, _, violation := e.up.conn(0).snapshot()
-	if violation != "" {
+	recv, _, violation := e.up.Conn(t, 0).Snapshot()
+	if violation != nil {
 		t.Fatal(violation)
 	}
 	if g, w := sortedLines(splitLines(recv)), sortedLines(sent); !slices.Equal(g, w) {
@@ -340,7 +342,7 @@ func TestCeiling(t *testing.T) {
 	if h := st.Hashes - hashesBefore; h > 1<<12 {
 		t.Errorf("spent %d hashes on requests above the ceiling", h)
 	}
-	if _, got, _ := e.up.conn(0).snapshot(); len(got) != 1 {
+	if _, got, _ := e.up.Conn(t, 0).Snapshot(); len(got) != 1 {
 		t.Errorf("upstream received %d lines, want only server.version", len(got))
 	}
 }
@@ -355,10 +357,21 @@ func TestLearnResourceAndClock(t *testing.T) {
 			pol := newPolicy("real.invalid:7", 64, nil)
 			pol.Now = func() time.Time { return time.Now().Add(off) }
 			e := newEnv(t, pol, Config{Work: 64, Resource: "guess.invalid:1"}, 0)
-			// Hold the first refusal back a little, so that the requests
-			// behind it are minted at the wrong resource and time first.
+			// Hold the first refusal back until the request behind it
+			// (the second of the proxy's mints) is minted at the wrong
+			// resource and time. This runs on the server's goroutine,
+			// which may not end the test: a timeout is reported with
+			// t.Error.
 			var once sync.Once
-			slow := func() { once.Do(func() { time.Sleep(100 * time.Millisecond) }) }
+			slow := func() {
+				once.Do(func() {
+					err := testsupport.Poll(context.Background(), "the request behind the first to be minted", testsupport.WaitTimeout, time.Millisecond,
+						func() (bool, error) { return e.px.Stats().Mints >= 2, nil })
+					if err != nil {
+						t.Error(err)
+					}
+				})
+			}
 			e.srv.onRefusal.Store(&slow)
 			var retried uint64
 			for conn := range 2 {
@@ -381,8 +394,8 @@ func TestLearnResourceAndClock(t *testing.T) {
 					t.Errorf("second connection retried: %+v", st)
 				}
 				retried = st.Retried
-				if e.up.conn(conn).violation != "" {
-					t.Fatal(e.up.conn(conn).violation)
+				if e.up.Conn(t, conn).Err() != nil {
+					t.Fatal(e.up.Conn(t, conn).Err())
 				}
 			}
 			k := e.px.Knowledge()
@@ -412,7 +425,7 @@ func TestBatch(t *testing.T) {
 	if got := w.readLine(); got != want {
 		t.Fatalf("wallet got %q, want %q", got, want)
 	}
-	_, got, _ := e.up.conn(0).snapshot()
+	_, got, _ := e.up.Conn(t, 0).Snapshot()
 	if len(got) != 2 || string(got[1]) != b {
 		t.Fatalf("upstream got %q, want %q", got, b)
 	}
@@ -502,13 +515,11 @@ func TestLongLines(t *testing.T) {
 // connection is closed and nothing is left running.
 func TestDialFailure(t *testing.T) {
 	leakCheck(t)
-	up := newFakeUpstream(t, "tcp", "127.0.0.1:0", 0)
-	addr := up.addr()
-	up.close() // nothing listens there any more
+	addr := testsupport.FreeAddr(t, "127.0.0.1") // nothing listens there
 	px := startProxy(t, Config{Server: addr, DialTimeout: 5 * time.Second}, "")
 	w := dialWallet(t, px.addr)
 	w.expectClosed()
-	waitFor(t, "the close log line", func() bool { return strings.Contains(px.logs.String(), "connection refused") })
+	testsupport.WaitFor(t, "the close log line", func() bool { return strings.Contains(px.logs.String(), "connection refused") })
 }
 
 // TestNoRefusalCascade: requests of a method whose price is not known yet

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // selfSigned returns a self-signed server certificate for 127.0.0.1, ::1 and
@@ -74,19 +75,16 @@ func TestTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			up := newFakeUpstream(t, "tcp", "127.0.0.1:0", 0)
-			srv := newFakeServer(t, "tcp", "127.0.0.1:0", up.addr(),
+			up := newFakeUpstream(t, "127.0.0.1", 0)
+			srv := newFakeServer(t, "tcp", "127.0.0.1:0", up.Addr,
 				newPolicy(testResource, 64, nil), &tls.Config{Certificates: []tls.Certificate{cert}})
 			px := startProxy(t, Config{Server: srv.addr(), TLS: tlsCfg, Resource: testResource, Work: 64}, "")
 			w := dialWallet(t, px.addr)
 			w.send(versionReq, req("server.banner", 1, ""))
 			if !tc.ok {
 				w.expectClosed()
-				waitFor(t, "the log of the failure", func() bool { return strings.Contains(px.logs.String(), tc.wantLog) })
-				up.mu.Lock()
-				n := len(up.conns)
-				up.mu.Unlock()
-				if n != 0 {
+				testsupport.WaitFor(t, "the log of the failure", func() bool { return strings.Contains(px.logs.String(), tc.wantLog) })
+				if up.Accepted() != 0 {
 					t.Errorf("the server forwarded a connection to the upstream")
 				}
 				return

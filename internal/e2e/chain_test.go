@@ -1,3 +1,5 @@
+//go:build systemtest
+
 package e2e
 
 import (
@@ -11,6 +13,7 @@ import (
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/e2e/harness"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/regtest"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // Test prices are low so that the whole package runs in about a minute.
@@ -95,7 +98,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	t.Cleanup(func() { s.srv.Close() })
 
 	// Caddy: [tls,] hashcash, proxy → regtest server.
-	caddyAddr, err := harness.FreeAddr()
+	caddyAddr, err := testsupport.FindFreeAddr("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +177,7 @@ func (s *stack) waitSynced(want string) {
 	s.t.Helper()
 	start := time.Now()
 	var last harness.Balance
-	err := harness.Poll(s.ctx, "wallet synchronized with confirmed balance "+want, 60*time.Second, 300*time.Millisecond, func() (bool, error) {
+	err := testsupport.Poll(s.ctx, "wallet synchronized with confirmed balance "+want, 60*time.Second, 300*time.Millisecond, func() (bool, error) {
 		ok, err := s.wallet.IsSynchronized(s.ctx)
 		if err != nil || !ok {
 			return false, err
@@ -196,7 +199,7 @@ func (s *stack) waitSynced(want string) {
 func (s *stack) waitQuiet() {
 	s.t.Helper()
 	stableSince, lastN := time.Now(), -1
-	err := harness.Poll(s.ctx, "every wallet request reaching the server", 20*time.Second, 100*time.Millisecond, func() (bool, error) {
+	err := testsupport.Poll(s.ctx, "every wallet request reaching the server", 20*time.Second, 100*time.Millisecond, func() (bool, error) {
 		sent := len(s.walletSide.Sent())
 		got := len(s.srv.Requests())
 		if got != lastN {

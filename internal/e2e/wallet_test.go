@@ -1,3 +1,5 @@
+//go:build systemtest
+
 package e2e
 
 import (
@@ -12,6 +14,7 @@ import (
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/client"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/e2e/harness"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // TestRealWalletRealChain: a real Electrum 4.3.4 wallet syncs through
@@ -49,7 +52,7 @@ func TestRealWalletRealChain(t *testing.T) {
 	height := s.srv.Height()
 	var last []harness.HistoryTx
 	var paid harness.HistoryTx
-	err = harness.Poll(s.ctx, "payment confirmed in onchain_history", 30*time.Second, 300*time.Millisecond, func() (bool, error) {
+	err = testsupport.Poll(s.ctx, "payment confirmed in onchain_history", 30*time.Second, 300*time.Millisecond, func() (bool, error) {
 		last, err = s.wallet.OnchainHistory(s.ctx)
 		if err != nil {
 			return false, err
@@ -245,7 +248,7 @@ func TestRealWalletTLS(t *testing.T) {
 		t.Errorf("server received %d requests through a clientproxy with a wrong pin", n-before)
 	}
 	// The refusal is logged as the connection closes, maybe just after.
-	if harness.Poll(s.ctx, "pin mismatch logged", 5*time.Second, 50*time.Millisecond, func() (bool, error) {
+	if testsupport.Poll(s.ctx, "pin mismatch logged", 5*time.Second, 50*time.Millisecond, func() (bool, error) {
 		return strings.Contains(wrong.Tail(20), client.ErrPinMismatch.Error()), nil
 	}) != nil {
 		t.Errorf("clientproxy with a wrong pin does not log %q:\n%s", client.ErrPinMismatch, wrong.Tail(20))

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // startServer serves s on a fresh 127.0.0.1 port and returns its address.
@@ -547,12 +549,7 @@ func TestCloseEndsConnections(t *testing.T) {
 	if err := s.Serve(ln); err == nil {
 		t.Fatal("Serve after Close succeeded")
 	}
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines: %d before, %d after Close", before, runtime.NumGoroutine())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testsupport.WaitFor(t, fmt.Sprintf("the goroutines to drop back to the %d before Close", before), func() bool { return runtime.NumGoroutine() <= before })
 	s.Mine(1) // still usable as a chain, with no connections
 	if s.Height() != 102 {
 		t.Fatalf("height %d", s.Height())

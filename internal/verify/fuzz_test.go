@@ -230,8 +230,12 @@ func (env *fuzzEnv) stampLine(line []byte, flags byte, variant stamp.Reason) (ou
 	if variant != "" && priced < 0 {
 		return nil, -1
 	}
-	texts := make([]string, len(l.Objects))
-	for i := range l.Objects {
+	if variant == stamp.ReasonInsufficient && prices[priced] == 1 {
+		return nil, -1 // no work is less than the price
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, _, err := stamp.AppendStampedFunc(ctx, nil, line, func(i int) stamp.Stamp {
 		st := stamp.Stamp{Work: max(prices[i], 1), Resource: fuzzResource}
 		if flags&4 != 0 {
 			st.Work *= 2
@@ -256,9 +260,6 @@ func (env *fuzzEnv) stampLine(line []byte, flags byte, variant stamp.Reason) (ou
 				st.Resource = "electrum.example.org:50001"
 			case stamp.ReasonInsufficient:
 				st.Work = prices[i] - 1
-				if st.Work == 0 {
-					return nil, -1
-				}
 			}
 		}
 		// Deterministic, so that an input reproduces, and distinct for
@@ -267,16 +268,12 @@ func (env *fuzzEnv) stampLine(line []byte, flags byte, variant stamp.Reason) (ou
 		env.mints++
 		salt := sha256.Sum256(fmt.Appendf(nil, "%d %d %s %s", env.mints, i, variant, line))
 		copy(st.Salt[:], salt[:])
-		bodyHash := stamp.BodyHash(rpcline.AppendObjectStripped(nil, line, &l.Objects[i]))
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_, err := stamp.Mint(ctx, &st, &bodyHash, 1)
-		cancel()
-		if err != nil {
-			env.t.Fatalf("minting for %q: %v", line, err)
-		}
-		texts[i] = st.String()
+		return st
+	}, 1)
+	if err != nil {
+		env.t.Fatalf("minting for %q: %v", line, err)
 	}
-	return rpcline.AppendWithStamps(nil, line, &l, stamp.Member, texts), priced
+	return out, priced
 }
 
 // useStamp sends element i of line, stamped by stampLine, alone (or the

@@ -13,7 +13,6 @@ import (
 
 	"github.com/electrum-hashcash/electrum-hashcash/caddyhashcash"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
-	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
@@ -119,23 +118,19 @@ type stampedLine struct {
 // mintLine stamps body for benchResource at the given work and time, with a
 // salt derived from salt.
 func mintLine(tb testing.TB, body string, work uint64, when int64, salt uint64) stampedLine {
-	var l rpcline.Line
-	if err := rpcline.Scan([]byte(body), stamp.Member, &l); err != nil {
-		tb.Fatal(err)
-	}
-	st := stamp.Stamp{Work: work, Time: when, Resource: benchResource}
-	binary.BigEndian.PutUint64(st.Salt[:], salt)
-	binary.BigEndian.PutUint64(st.Salt[8:], 0x5a17)
-	bodyHash := stamp.BodyHash([]byte(body))
-	attempts, err := stamp.Mint(context.Background(), &st, &bodyHash, 1)
+	line, minted, err := stamp.AppendStampedFunc(context.Background(), nil, []byte(body), func(int) stamp.Stamp {
+		st := stamp.Stamp{Work: work, Time: when, Resource: benchResource}
+		binary.BigEndian.PutUint64(st.Salt[:], salt)
+		binary.BigEndian.PutUint64(st.Salt[8:], 0x5a17)
+		return st
+	}, 1)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	text := st.String()
-	line := rpcline.AppendWithStamps(nil, []byte(body), &l, stamp.Member, []string{text})
+	st := minted.Stamps[0]
 	// The line ends with the stamp text, its closing quote and the brace.
-	timeAt := len(line) - len(text) - 2 + len("1:") + len(strconv.FormatUint(work, 10)) + 1
-	return stampedLine{line: line, timeAt: timeAt, stamp: st, attempts: attempts}
+	timeAt := len(line) - len(st.String()) - 2 + len("1:") + len(strconv.FormatUint(work, 10)) + 1
+	return stampedLine{line: line, timeAt: timeAt, stamp: st, attempts: minted.Attempts}
 }
 
 // runner verifies pooled lines with its own Verifier and clock.

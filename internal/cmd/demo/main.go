@@ -23,7 +23,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -42,9 +41,9 @@ import (
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/e2e/harness"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/regtest"
-	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/scriptedwallet"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 func main() {
@@ -269,7 +268,7 @@ func (d *demo) startStack(ctx context.Context, payTo string) error {
 	go d.srv.Serve(ln)
 	d.defer_(func() { d.srv.Close() })
 
-	caddyAddr, err := harness.FreeAddr()
+	caddyAddr, err := testsupport.FindFreeAddr("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -319,7 +318,7 @@ func (d *demo) electrumSession(ctx context.Context, el *harness.Electrum) error 
 		return fmt.Errorf("load_wallet: %w", err)
 	}
 	var bal harness.Balance
-	err := harness.Poll(ctx, "wallet synchronized with 50 BTC confirmed", 90*time.Second, 300*time.Millisecond, func() (bool, error) {
+	err := testsupport.Poll(ctx, "wallet synchronized with 50 BTC confirmed", 90*time.Second, 300*time.Millisecond, func() (bool, error) {
 		ok, err := el.IsSynchronized(ctx)
 		if err != nil || !ok {
 			return false, err
@@ -350,7 +349,7 @@ func (d *demo) electrumSession(ctx context.Context, el *harness.Electrum) error 
 	}
 	d.srv.Mine(1)
 	height := d.srv.Height()
-	err = harness.Poll(ctx, "payment confirmed", 60*time.Second, 300*time.Millisecond, func() (bool, error) {
+	err = testsupport.Poll(ctx, "payment confirmed", 60*time.Second, 300*time.Millisecond, func() (bool, error) {
 		h, err := el.OnchainHistory(ctx)
 		for _, t := range h {
 			if t.TxID == txid && t.Height == height && t.Confirmations >= 1 {
@@ -388,7 +387,7 @@ func (d *demo) scriptedSession(ctx context.Context, w *scriptedwallet.Wallet) (*
 // waitQuiet waits until every wallet line has reached the server.
 func (d *demo) waitQuiet(ctx context.Context) error {
 	stable, last := time.Now(), -1
-	return harness.Poll(ctx, "every wallet request reaching the server", 20*time.Second, 100*time.Millisecond, func() (bool, error) {
+	return testsupport.Poll(ctx, "every wallet request reaching the server", 20*time.Second, 100*time.Millisecond, func() (bool, error) {
 		n := len(d.srv.Requests())
 		if n != last {
 			last, stable = n, time.Now()
@@ -537,19 +536,9 @@ func (d *demo) probes(ctx context.Context) error {
 	return nil
 }
 
-// mintLine inserts a stamp for resource into a one-object request line.
+// mintLine stamps a request line for resource, at work and now.
 func mintLine(ctx context.Context, line []byte, work stamp.Work, resource string) ([]byte, error) {
-	var l rpcline.Line
-	if err := rpcline.Scan(line, stamp.Member, &l); err != nil {
-		return nil, err
-	}
-	st := stamp.Stamp{Work: uint64(work), Time: time.Now().Unix(), Resource: resource}
-	rand.Read(st.Salt[:])
-	h := stamp.BodyHash(line)
-	if _, err := stamp.Mint(ctx, &st, &h, 1); err != nil {
-		return nil, err
-	}
-	return rpcline.AppendWithStamps(nil, line, &l, stamp.Member, []string{st.String()}), nil
+	return stamp.AppendStamped(ctx, nil, line, stamp.Stamp{Work: uint64(work), Time: time.Now().Unix(), Resource: resource}, 1)
 }
 
 type answer struct {

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +16,7 @@ import (
 	_ "github.com/mholt/caddy-l4/modules/l4proxy"
 
 	_ "github.com/electrum-hashcash/electrum-hashcash/caddyhashcash"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // caddyConfig returns the Caddy JSON config of the paths: layer-4 servers
@@ -89,27 +90,12 @@ func startCaddy(bin string, cfg map[string]any) (caddyServer, error) {
 		srv = c
 	}
 	for _, addr := range addrs {
-		if err := waitListening(addr); err != nil {
+		if err := testsupport.AwaitListening(context.Background(), addr, 10*time.Second, nil); err != nil {
 			srv.stop()
-			return nil, err
+			return nil, fmt.Errorf("caddy: %w", err)
 		}
 	}
 	return srv, nil
-}
-
-func waitListening(addr string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("caddy does not listen on %s: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // inProcess is caddy loaded into this process.

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // floodConfig is what a flood run measures (loadbench -flood N).
@@ -118,7 +120,7 @@ func floodBench(fc floodConfig, log io.Writer) (report string, failure, err erro
 	defer up.close()
 	addr := fc.listen
 	if addr == "" {
-		if addr, err = freeAddr(); err != nil {
+		if addr, err = testsupport.FindFreeAddr("127.0.0.1"); err != nil {
 			return "", nil, err
 		}
 	}
@@ -189,7 +191,7 @@ func floodBench(fc floodConfig, log io.Writer) (report string, failure, err erro
 	fmt.Fprintf(log, "loadbench: flood: starting %d flooders (%s)\n", fc.flooders, strings.Join(fc.kinds, ", "))
 	res.rssBefore = srv.rss()
 	stopSampling := sampleRSS(srv, 50*time.Millisecond)
-	opened0 := up.opened.Load()
+	opened0 := up.opened()
 	floodCPU0, floodStart := srv.cpu(), time.Now()
 	child, err := startFlooders(plan, fc.nice)
 	if err != nil {
@@ -206,7 +208,7 @@ func floodBench(fc floodConfig, log io.Writer) (report string, failure, err erro
 	res.flood, err = child.stop()
 	res.floodWall = time.Since(floodStart)
 	res.rssPeak = stopSampling()
-	res.upOpened = up.opened.Load() - opened0
+	res.upOpened = up.opened() - opened0
 	res.floodCaddyCPU = -1
 	if c := srv.cpu(); c >= 0 && floodCPU0 >= 0 {
 		res.floodCaddyCPU = c - floodCPU0
@@ -269,7 +271,7 @@ func seedLines(n int, mt *minter, pick *picker) ([]string, error) {
 		m := pick.pick(rng)
 		b = body(b[:0], m, seedIDBase+i, m.params(rng))
 		var err error
-		if line, err = mt.appendStamped(line[:0], b, mt.when(0, i), rng); err != nil {
+		if line, err = mt.appendStamped(line[:0], b, mt.when(0, i)); err != nil {
 			return nil, fmt.Errorf("minting seed lines: %w", err)
 		}
 		lines[i] = string(line)
@@ -317,7 +319,7 @@ func sendSeeds(addr string, seeds []string) error {
 // samples caddy's memory while measuring.
 func honestPhase(addr string, pools []*pool, fc floodConfig, d time.Duration, srv caddyServer, up *upstream) (phaseResult, error) {
 	res := phaseResult{caddyCPU: -1}
-	opened0 := up.opened.Load()
+	opened0 := up.opened()
 	conns := make([]net.Conn, len(pools))
 	closeAll := func() {
 		for _, c := range conns {
@@ -371,7 +373,7 @@ func honestPhase(addr string, pools []*pool, fc floodConfig, d time.Duration, sr
 	}
 	res.rssPeak = max(stopSampling(), res.rssStart)
 	finish()
-	res.upOpened = up.opened.Load() - opened0
+	res.upOpened = up.opened() - opened0
 	s, err := summarize(results, elapsed)
 	res.summary = s
 	return res, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
 
@@ -182,63 +183,54 @@ func TestFlooderAccounting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		problems []string
-		accepted = map[string]int{} // by client address
-		enough   = make(chan struct{})
+		mu         sync.Mutex
+		problems   []string
+		accepted   = map[string]int{} // by client address
+		enough     = make(chan struct{})
+		enoughOnce sync.Once
 	)
 	reply := []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"m","data":{"reason":"parse"}}}` + "\n")
 	limit := []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32012,"message":"m","data":{"reason":"connection_limit"}}}` + "\n")
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	srv := testsupport.Serve(ln, func(c net.Conn) {
+		ip := c.RemoteAddr().(*net.TCPAddr).IP.String()
+		mu.Lock()
+		accepted[ip]++
+		refuse := accepted[ip] == 2
+		if len(accepted) == 2 && min(accepted[ip], accepted[other(accepted, ip)]) >= conns {
+			enoughOnce.Do(func() { close(enough) })
+		}
+		mu.Unlock()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if refuse {
+			c.Write(limit)
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c)
+			return
+		}
+		br := bufio.NewReader(c)
+		for i := range answers {
+			if _, err := br.ReadSlice('\n'); err != nil {
 				return
 			}
-			ip := c.RemoteAddr().(*net.TCPAddr).IP.String()
-			mu.Lock()
-			accepted[ip]++
-			refuse := accepted[ip] == 2
-			if len(accepted) == 2 && min(accepted[ip], accepted[other(accepted, ip)]) == conns {
-				close(enough)
+			// Lines sent beyond the window would be here already,
+			// unanswered: the answers go out one at a time.
+			time.Sleep(time.Millisecond)
+			if n := countLines(peekBuffered(br)); n > window-1 {
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("%d lines waiting after answering %d", n+1, i))
+				mu.Unlock()
 			}
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				if refuse {
-					c.Write(limit)
-					c.(*net.TCPConn).CloseWrite()
-					io.Copy(io.Discard, c)
-					return
-				}
-				br := bufio.NewReader(c)
-				for i := range answers {
-					if _, err := br.ReadSlice('\n'); err != nil {
-						return
-					}
-					// Lines sent beyond the window would be here already,
-					// unanswered: the answers go out one at a time.
-					time.Sleep(time.Millisecond)
-					if n := countLines(peekBuffered(br)); n > window-1 {
-						mu.Lock()
-						problems = append(problems, fmt.Sprintf("%d lines waiting after answering %d", n+1, i))
-						mu.Unlock()
-					}
-					if _, err := c.Write(reply); err != nil {
-						return
-					}
-				}
-				// End the connection the way that delivers every answer:
-				// half-close, then read until the client closes.
-				c.(*net.TCPConn).CloseWrite()
-				io.Copy(io.Discard, c)
-			})
+			if _, err := c.Write(reply); err != nil {
+				return
+			}
 		}
+		// End the connection the way that delivers every answer:
+		// half-close, then read until the client closes.
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
 	})
+	defer srv.Close()
 	plan := &floodPlan{Addr: ln.Addr().String(), Flooders: 2, Kinds: []string{kindGarbage, kindMissing},
 		PerPrefix: 24, Resource: floodResource, Price: 16, Lines: 100, Window: window, Max: time.Minute}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -255,8 +247,7 @@ func TestFlooderAccounting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln.Close()
-	wg.Wait()
+	srv.Close()
 	select {
 	case <-ready:
 	default:

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 )
 
@@ -237,14 +238,18 @@ func floodLines(kind string, plan *floodPlan, methods *picker, n int) (*pool, er
 	return p, nil
 }
 
-// forge returns body b with a stamp that is right in every way but its
-// digest, which does not prove the work it claims (plan.Price, which is at
-// least the price of every method loadbench sends).
+// forge returns request object b with a stamp that is right in every way
+// but its digest, which does not prove the work it claims (plan.Price, which
+// is at least the price of every method loadbench sends).
 func forge(b []byte, plan *floodPlan, now int64, rng *rand.Rand) ([]byte, error) {
+	var l rpcline.Line
+	if err := rpcline.Scan(b, stamp.Member, &l); err != nil || l.Kind != rpcline.KindObject {
+		return nil, fmt.Errorf("forging a stamp for %.100q: not one request object (%v)", b, err)
+	}
 	st := stamp.Stamp{Work: plan.Price, Time: now, Resource: plan.Resource}
 	binary.LittleEndian.PutUint64(st.Salt[:], rng.Uint64())
 	binary.LittleEndian.PutUint64(st.Salt[8:], rng.Uint64())
-	bodyHash := stamp.BodyHash(b)
+	bodyHash := stamp.BodyHash(rpcline.AppendObjectStripped(nil, b, &l.Objects[0]))
 	for tries := 0; ; tries++ {
 		if tries == 1000 {
 			return nil, fmt.Errorf("no failing counter for work %d in 1000 tries", plan.Price)
@@ -254,9 +259,7 @@ func forge(b []byte, plan *floodPlan, now int64, rng *rand.Rand) ([]byte, error)
 			break
 		}
 	}
-	out := append(b[:len(b)-1:len(b)-1], `,"pow":"`...)
-	out = st.AppendText(out)
-	return append(out, `"}`...), nil
+	return rpcline.AppendWithStamps(nil, b, &l, stamp.Member, []string{st.String()}), nil
 }
 
 // reasonKey precedes the refusal reason in an error line.

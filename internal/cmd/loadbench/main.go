@@ -93,6 +93,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // config is what a benchmark run measures.
@@ -306,15 +308,15 @@ func benchmark(cfg config, log io.Writer) (string, error) {
 		return "", err
 	}
 	defer up.close()
-	plainAddr, err := freeAddr()
+	plainAddr, err := testsupport.FindFreeAddr("127.0.0.1")
 	if err != nil {
 		return "", err
 	}
-	hashAddr, err := freeAddr()
+	hashAddr, err := testsupport.FindFreeAddr("127.0.0.1")
 	if err != nil {
 		return "", err
 	}
-	pacedAddr, err := freeAddr()
+	pacedAddr, err := testsupport.FindFreeAddr("127.0.0.1")
 	if err != nil {
 		return "", err
 	}
@@ -506,17 +508,6 @@ func measure(path byte, addr string, pools []*pool, cyclic bool, interval time.D
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
 
 // formatReport writes the measurements as Markdown tables: for every
 // number of connections and path, the medians over the rounds, and the

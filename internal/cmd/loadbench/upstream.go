@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // upstream is a fast Electrum-shaped server: it answers every request line
@@ -16,13 +18,9 @@ import (
 // as a server answering a pipeline does. It decodes no JSON: it finds the
 // method and id of the request shapes loadbench sends by their text.
 type upstream struct {
-	ln      net.Listener
+	srv     *testsupport.Server
 	results map[string][]byte
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	tally   *lineTally   // if not nil, counts the lines read by sender
-	opened  atomic.Int64 // connections accepted
+	tally   *lineTally // if not nil, counts the lines read by sender
 }
 
 // newUpstream listens on a loopback port and answers with the results of
@@ -38,48 +36,21 @@ func newCountingUpstream(methods []method, tally *lineTally) (*upstream, error) 
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
-	u := &upstream{ln: ln, results: map[string][]byte{}, conns: map[net.Conn]struct{}{}, tally: tally}
+	u := &upstream{results: map[string][]byte{}, tally: tally}
 	for _, m := range methods {
 		u.results[m.name] = []byte(m.result)
 	}
-	u.wg.Go(u.accept)
+	u.srv = testsupport.Serve(ln, u.serve)
 	return u, nil
 }
 
-func (u *upstream) addr() string { return u.ln.Addr().String() }
+func (u *upstream) addr() string { return u.srv.Addr() }
+
+// opened returns how many connections the upstream has accepted.
+func (u *upstream) opened() int64 { return int64(u.srv.Accepted()) }
 
 // close stops the upstream and waits for its connections to end.
-func (u *upstream) close() {
-	u.ln.Close()
-	u.mu.Lock()
-	for c := range u.conns {
-		c.Close()
-	}
-	u.mu.Unlock()
-	u.wg.Wait()
-}
-
-func (u *upstream) accept() {
-	for {
-		c, err := u.ln.Accept()
-		if err != nil {
-			return
-		}
-		u.opened.Add(1)
-		u.mu.Lock()
-		u.conns[c] = struct{}{}
-		u.mu.Unlock()
-		u.wg.Go(func() {
-			defer func() {
-				u.mu.Lock()
-				delete(u.conns, c)
-				u.mu.Unlock()
-				c.Close()
-			}()
-			u.serve(c)
-		})
-	}
-}
+func (u *upstream) close() { u.srv.Close() }
 
 var (
 	methodKey = []byte(`"method":"`)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -132,20 +131,9 @@ type minter struct {
 	when func(conn, i int) int64
 }
 
-// appendStamped appends b with a stamp member inserted before its closing
-// brace, as the wire format says a minter does.
-func (mt *minter) appendStamped(dst, b []byte, when int64, rng *rand.Rand) ([]byte, error) {
-	st := stamp.Stamp{Work: mt.work, Time: when, Resource: mt.resource}
-	binary.LittleEndian.PutUint64(st.Salt[:], rng.Uint64())
-	binary.LittleEndian.PutUint64(st.Salt[8:], rng.Uint64())
-	bodyHash := stamp.BodyHash(b)
-	if _, err := stamp.Mint(context.Background(), &st, &bodyHash, 1); err != nil {
-		return dst, err
-	}
-	dst = append(dst, b[:len(b)-1]...)
-	dst = append(dst, `,"pow":"`...)
-	dst = st.AppendText(dst)
-	return append(dst, `"}`...), nil
+// appendStamped appends b with a stamp minted for when.
+func (mt *minter) appendStamped(dst, b []byte, when int64) ([]byte, error) {
+	return stamp.AppendStamped(context.Background(), dst, b, stamp.Stamp{Work: mt.work, Time: when, Resource: mt.resource}, 1)
 }
 
 // buildPools makes one pool of n lines per connection, ids 0 to n-1, with
@@ -186,7 +174,7 @@ func buildPools(conns, n int, mt *minter, methods *picker, seed uint64) ([]*pool
 						p.buf = append(p.buf, b...)
 					} else {
 						var err error
-						if p.buf, err = mt.appendStamped(p.buf, b, mt.when(p.conn, id), rng); err != nil {
+						if p.buf, err = mt.appendStamped(p.buf, b, mt.when(p.conn, id)); err != nil {
 							errOnce.Do(func() { failure = err })
 							failed.Store(true)
 							break

@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // CaddyConfig describes a layer-4 server: listen, optionally terminate TLS,
@@ -150,9 +152,15 @@ func StartCaddy(ctx context.Context, bin, dir string, c CaddyConfig, useJSON boo
 	if err != nil {
 		return nil, err
 	}
-	if err := WaitListening(ctx, c.Listen, p, 20*time.Second); err != nil {
+	exited := func() error {
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("%s exited (%v)", p.Name, err)
+		}
+		return nil
+	}
+	if err := testsupport.AwaitListening(ctx, c.Listen, 20*time.Second, exited); err != nil {
 		p.Stop(5 * time.Second)
-		return nil, err
+		return nil, fmt.Errorf("%s: %w; log tail:\n%s", p.Name, err, p.Tail(20))
 	}
 	return &Caddy{Process: p, Addr: c.Listen, ConfigPath: path}, nil
 }

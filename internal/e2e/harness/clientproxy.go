@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // ClientProxyConfig are the clientproxy flags the harness sets.
@@ -62,7 +64,7 @@ func StartClientProxy(ctx context.Context, bin, dir string, c ClientProxyConfig)
 		return nil, err
 	}
 	var addr string
-	err = Poll(ctx, "clientproxy listening", 15*time.Second, 20*time.Millisecond, func() (bool, error) {
+	err = testsupport.Poll(ctx, "clientproxy listening", 15*time.Second, 20*time.Millisecond, func() (bool, error) {
 		if done, err := p.Exited(); done {
 			return false, fmt.Errorf("clientproxy exited (%v); log:\n%s", err, p.Tail(20))
 		}

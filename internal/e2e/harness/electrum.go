@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // ElectrumBin is Debian's Electrum 4.3.4. It is always called by this path:
@@ -110,7 +112,7 @@ func (e *Electrum) StartDaemon(ctx context.Context, server string) error {
 		return err
 	}
 	e.daemon = p
-	err = Poll(ctx, "electrum daemon answering getinfo", 60*time.Second, 250*time.Millisecond, func() (bool, error) {
+	err = testsupport.Poll(ctx, "electrum daemon answering getinfo", 60*time.Second, 250*time.Millisecond, func() (bool, error) {
 		if done, err := p.Exited(); done {
 			return false, fmt.Errorf("daemon exited (%v); log tail:\n%s", err, p.Tail(30))
 		}

@@ -3,7 +3,6 @@ package harness
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,21 +12,16 @@ import (
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 func mint(t *testing.T, line string, work uint64, resource string) []byte {
 	t.Helper()
-	var l rpcline.Line
-	if err := rpcline.Scan([]byte(line), stamp.Member, &l); err != nil {
+	stamped, err := stamp.AppendStamped(context.Background(), nil, []byte(line), stamp.Stamp{Work: work, Time: time.Now().Unix(), Resource: resource}, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	st := stamp.Stamp{Work: work, Time: time.Now().Unix(), Resource: resource}
-	rand.Read(st.Salt[:])
-	h := stamp.BodyHash([]byte(line))
-	if _, err := stamp.Mint(context.Background(), &st, &h, 1); err != nil {
-		t.Fatal(err)
-	}
-	return rpcline.AppendWithStamps(nil, []byte(line), &l, stamp.Member, []string{st.String()})
+	return stamped
 }
 
 func TestCheckStampedLine(t *testing.T) {
@@ -141,13 +135,7 @@ func TestRelayRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer up.Close()
-	go func() {
-		c, err := up.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	echo := testsupport.Serve(up, func(c net.Conn) {
 		r := bufio.NewReader(c)
 		for {
 			l, err := r.ReadString('\n')
@@ -156,7 +144,8 @@ func TestRelayRecords(t *testing.T) {
 			}
 			c.Write([]byte("echo " + l))
 		}
-	}()
+	})
+	defer echo.Close()
 	r, err := NewRelay(up.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -167,8 +156,10 @@ func TestRelayRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	// The second line arrives in two pieces: its second piece is written
+	// once the relay has read, and passed on, the first line.
 	c.Write([]byte("one\ntw"))
-	time.Sleep(20 * time.Millisecond)
+	testsupport.WaitFor(t, "the relay to pass on the first line", func() bool { return len(r.Sent()) == 1 })
 	c.Write([]byte("o\n"))
 	br := bufio.NewReader(c)
 	for range 2 {

@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,80 +103,6 @@ func TailFile(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// FreeAddr returns "127.0.0.1:<free port>".
-func FreeAddr() (string, error) {
-	p, err := FreePort()
-	if err != nil {
-		return "", err
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
-}
-
-// WaitListening waits until addr accepts TCP connections, p (if not nil)
-// has not exited, and timeout has not passed. The probe connection is closed
-// at once without sending anything.
-func WaitListening(ctx context.Context, addr string, p *Process, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last error
-	for {
-		if p != nil {
-			if done, err := p.Exited(); done {
-				return fmt.Errorf("%s exited before listening on %s (%v); log tail:\n%s", p.Name, addr, err, p.Tail(20))
-			}
-		}
-		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			name := "server"
-			tail := ""
-			if p != nil {
-				name = p.Name
-				tail = "; log tail:\n" + p.Tail(20)
-			}
-			return fmt.Errorf("%s not listening on %s after %v: %v%s", name, addr, timeout, last, tail)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// Poll calls f every interval until it returns true or an error, or timeout
-// passes, in which case it returns an error naming what.
-func Poll(ctx context.Context, what string, timeout, interval time.Duration, f func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	start := time.Now()
-	for {
-		ok, err := f()
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: not reached after %v", what, time.Since(start).Round(time.Millisecond))
-		case <-time.After(interval):
-		}
-	}
 }
 
 // RunCommand runs bin with args, bounded by timeout, and returns its stdout.
