@@ -48,6 +48,7 @@ type filterConn struct {
 	readErr    error // why the request stream ended
 	clientDone bool  // the client has closed its sending half
 	heldBack   bool  // lines wait for the refusal budget: no reading before them
+	strikes    int   // refusals that count toward max_rejections
 }
 
 // newFilterConn wraps cx. Bytes that matchers prefetched are taken into the
@@ -67,7 +68,7 @@ func newFilterConn(cx *layer4.Connection, env *connEnv) (*filterConn, error) {
 		c.ctx = context.Background()
 	}
 	c.replies = &replyWriter{conn: cx, timeout: s.writeTimeout, limit: s.maxPendingReplies, onTimeout: c.writeTimedOut}
-	c.verifier = env.policy.NewVerifier(env.metrics.observe)
+	c.verifier = env.policy.NewVerifier(c.observe)
 	if n := len(cx.MatchingBytes()); n > 0 {
 		prefetched := make([]byte, n)
 		if _, err := io.ReadFull(cx, prefetched); err != nil {
@@ -323,12 +324,21 @@ func (c *filterConn) refuse(reply []byte) {
 		return
 	}
 	c.budget.spend()
-	if most, strikes := c.env.settings.maxRejections, c.verifier.Strikes(); most > 0 && strikes >= most {
+	if most := c.env.settings.maxRejections; most > 0 && c.strikes >= most {
 		c.env.metrics.closedFor(closedRejections).Inc()
 		c.env.logger.Info("closing connection after too many refused requests",
 			zap.String("remote", c.RemoteAddr().String()),
-			zap.Int("refused", strikes))
+			zap.Int("refused", c.strikes))
 		c.readErr = errTooManyRejections
+	}
+}
+
+// observe counts a request's verdict in the metrics and, if it is a
+// strike, against the connection.
+func (c *filterConn) observe(v verify.Verdict) {
+	c.env.metrics.observe(v.Reason)
+	if v.Strike {
+		c.strikes++
 	}
 }
 

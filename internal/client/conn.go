@@ -586,9 +586,9 @@ func (c *conn) refused(req *request, rejs []*stamp.Rejection) bool {
 	why, busy := "", false
 	for _, r := range rejs {
 		switch {
-		case !retryable(r.Reason):
+		case !r.Reason.Curable():
 			why = "not curable: " + string(r.Reason)
-		case pricedReason(r.Reason) && r.Price > c.cfg.MaxWork:
+		case r.Reason.Priced() && r.Price > c.cfg.MaxWork:
 			why = "price above max work"
 		}
 		busy = busy || r.Reason == stamp.ReasonBusy
@@ -643,7 +643,7 @@ func (c *conn) noteConnectionRefusal(line []byte, scan *rpcline.Line, scanned bo
 		return
 	}
 	for _, r := range refusals(line, scan) {
-		if connectionReason(r.Reason) {
+		if r.Reason.ClosesConnection() {
 			c.log.Warn("server is closing the connection", "reason", r.Reason, "detail", r.Detail)
 		}
 	}
@@ -672,7 +672,7 @@ func refusals(line []byte, scan *rpcline.Line) []*stamp.Rejection {
 			continue
 		}
 		r := new(stamp.Rejection)
-		if json.Unmarshal(resp.Error.Data, r) != nil || !knownReason(r.Reason) || r.Reason.Code() != resp.Error.Code {
+		if json.Unmarshal(resp.Error.Data, r) != nil || !r.Reason.Known() || r.Reason.Code() != resp.Error.Code {
 			continue
 		}
 		rejs = append(rejs, r)

@@ -192,8 +192,8 @@ func (s *fakeServer) handle(c net.Conn) {
 	})
 	defer wg.Wait()
 	defer up.Close()
-	observe := func(r stamp.Reason) {
-		if r != "" {
+	observe := func(v verify.Verdict) {
+		if r := v.Reason; r != "" {
 			s.mu.Lock()
 			s.refused[r]++
 			s.mu.Unlock()

@@ -127,55 +127,11 @@ func (k *Knowledge) Learn(r *stamp.Rejection, at time.Time) bool {
 		k.window, k.skew = r.Window, max(r.Skew, 0)
 		changed = true
 	}
-	if r.Method != "" && pricedReason(r.Reason) {
+	if r.Method != "" && r.Reason.Priced() {
 		if old, ok := k.prices[r.Method]; !ok || old != r.Price {
 			k.setPrice(r.Method, r.Price)
 			changed = true
 		}
 	}
 	return changed
-}
-
-// pricedReason reports whether a refusal for reason r carries the real
-// price of its method: the verifier computes the price once it has read
-// the method, which is the case for every per-request reason.
-func pricedReason(r stamp.Reason) bool {
-	switch r {
-	case stamp.ReasonMissing, stamp.ReasonMalformed, stamp.ReasonInsufficient,
-		stamp.ReasonExpired, stamp.ReasonFuture, stamp.ReasonWrongResource,
-		stamp.ReasonReplayed, stamp.ReasonBusy, stamp.ReasonBatch:
-		return true
-	}
-	return false
-}
-
-// retryable reports whether a refusal for reason r can be cured by minting
-// the request again with what the refusal taught us.
-func retryable(r stamp.Reason) bool {
-	switch r {
-	case stamp.ReasonInsufficient, stamp.ReasonExpired, stamp.ReasonFuture,
-		stamp.ReasonWrongResource, stamp.ReasonReplayed, stamp.ReasonBusy,
-		stamp.ReasonBatch:
-		return true
-	}
-	return false
-}
-
-// knownReason reports whether r is a reason a hashcash verifier gives.
-func knownReason(r stamp.Reason) bool {
-	switch r {
-	case stamp.ReasonTooLarge, stamp.ReasonInvalidRequest, stamp.ReasonParse:
-		return true
-	}
-	return pricedReason(r) || connectionReason(r)
-}
-
-// connectionReason reports whether r refuses a whole connection rather than
-// one request; the server closes the connection after it.
-func connectionReason(r stamp.Reason) bool {
-	switch r {
-	case stamp.ReasonConnectionLimit, stamp.ReasonReadTimeout, stamp.ReasonInternal:
-		return true
-	}
-	return false
 }

@@ -178,7 +178,7 @@ type fuzzEnv struct {
 
 func newFuzzEnv(t testing.TB) *fuzzEnv {
 	env := &fuzzEnv{t: t, policy: fuzzPolicy(), used: map[[16]byte]bool{}}
-	env.v = env.policy.NewVerifier(func(r stamp.Reason) { env.verdicts = append(env.verdicts, r) })
+	env.v = env.policy.NewVerifier(func(v verify.Verdict) { env.verdicts = append(env.verdicts, v.Reason) })
 	return env
 }
 

@@ -91,11 +91,16 @@ func checkVector(t *testing.T, v *wireVector) {
 		// the whole seconds, truncated.
 		Now: func() time.Time { return time.Unix(pv.Now, 999_999_999) },
 	}
-	ver := p.NewVerifier(func(r stamp.Reason) {
+	strikes := 0
+	ver := p.NewVerifier(func(vd verify.Verdict) {
+		r := vd.Reason
 		if r == "" {
 			r = "accepted"
 		}
 		verdicts = append(verdicts, string(r))
+		if vd.Strike {
+			strikes++
+		}
 	})
 	fwd, reply := ver.Check(nil, []byte(v.Wire))
 	if !slices.Equal(verdicts, v.Verdict) {
@@ -111,8 +116,8 @@ func checkVector(t *testing.T, v *wireVector) {
 		}
 		checkReplies(t, v, reply)
 	}
-	if want := wantStrikes(v); ver.Strikes() != want {
-		t.Errorf("%d strikes, want %d", ver.Strikes(), want)
+	if want := wantStrikes(v); strikes != want {
+		t.Errorf("%d strikes, want %d", strikes, want)
 	}
 	if v.Again != nil {
 		verdicts = verdicts[:0]

@@ -53,12 +53,11 @@ func (p *Policy) PriceOf(method string) uint64 {
 // until the next call.
 type Verifier struct {
 	policy  *Policy
-	observe func(stamp.Reason)
+	observe func(Verdict)
 	line    rpcline.Line
 	reply   []byte
 	scratch []byte
 	elems   []element
-	strikes int
 	hash    hash.Hash // SHA-256 of request bodies
 	sum     []byte    // room for hash's sum
 }
@@ -74,10 +73,20 @@ type element struct {
 	forged bool // the digest does not prove the work the stamp claims
 }
 
+// Verdict is a Verifier's judgement on one request. The Verifier judges
+// each request; the connection counts the strikes and enforces its limit.
+type Verdict struct {
+	// Reason is why the request was refused; "" if it was accepted.
+	Reason stamp.Reason
+	// Strike reports that the refusal counts toward the connection's limit
+	// of refused requests (see stamp.Reason.Strike): a client that follows
+	// the protocol could not have caused it.
+	Strike bool
+}
+
 // NewVerifier returns a Verifier for one connection. observe, if not nil,
-// is called once per request with its verdict: "" for accepted, else the
-// reason it was refused.
-func (p *Policy) NewVerifier(observe func(stamp.Reason)) *Verifier {
+// is called once per request with its verdict.
+func (p *Policy) NewVerifier(observe func(Verdict)) *Verifier {
 	return &Verifier{
 		policy:  p,
 		observe: observe,
@@ -95,24 +104,13 @@ func (p *Policy) now() time.Time {
 	return time.Now()
 }
 
-// record reports a verdict and counts it as a strike when a client that
-// follows the protocol could not have caused it (see Strikes).
+// record reports a verdict to observe. forged says that an insufficient
+// stamp's digest does not prove the work it claims.
 func (v *Verifier) record(r stamp.Reason, forged bool) {
-	if r.Strike(forged) {
-		v.strikes++
-	}
 	if v.observe != nil {
-		v.observe(r)
+		v.observe(Verdict{Reason: r, Strike: r.Strike(forged)})
 	}
 }
-
-// Strikes counts the refusals so far that re-minting cannot cure: lines that
-// are not requests, requests without a stamp or with a malformed one, stamps
-// whose digest does not prove their claimed work, and lines that are too
-// large. Refusals a correct client cures by learning from the error data
-// (expired, from the future, wrong resource, a price above the claim,
-// replayed, busy, batch) are not strikes.
-func (v *Verifier) Strikes() int { return v.strikes }
 
 // Check verifies one line (without its line feed). If the line is accepted,
 // it appends the bytes to forward (the line without its stamps, and without
