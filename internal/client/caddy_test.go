@@ -77,7 +77,7 @@ func TestCaddyByteExact(t *testing.T) {
 	leakCheck(t)
 	e := startCaddy(t, "127.0.0.1", `,"price":"4k","method_prices":{"server.version":"1k","server.ping":0}`, 1024)
 	px := startProxy(t, Config{Server: e.addr, Resource: testResource, Work: 1 << 12}, "")
-	px.Knowledge().SetPrice("server.version", 1000)
+	teachPrice(px.Knowledge(), "server.version", 1000)
 	forwarded := []string{
 		versionReq,
 		`{"jsonrpc":"2.0","method":"server.banner","id":1}` + "\n",
@@ -163,7 +163,7 @@ func TestCaddyFirstNotOvertaken(t *testing.T) {
 	const n = 50
 	e := startCaddy(t, "127.0.0.1", `,"price":16,"method_prices":{"server.version":"2^14"}`, 0)
 	px := startProxy(t, Config{Server: e.addr, Resource: testResource, Work: 16}, "")
-	px.Knowledge().SetPrice("blockchain.estimatefee", 16)
+	teachPrice(px.Knowledge(), "blockchain.estimatefee", 16)
 	lines := []string{versionReq}
 	for i := 1; i < n; i++ {
 		lines = append(lines, req("blockchain.estimatefee", i, "[2]"))

@@ -33,7 +33,7 @@ func NewKnowledge(resource string, defaultWork uint64) *Knowledge {
 }
 
 // Confirmed reports whether the price of method is known: the server
-// stated it in a refusal, or accepted a stamp at it, or SetPrice set it.
+// stated it in a refusal, or accepted a stamp at it.
 func (k *Knowledge) Confirmed(method string) bool {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
@@ -69,13 +69,6 @@ func (k *Knowledge) Price(method string) uint64 {
 	return k.defaultWork
 }
 
-// SetPrice records the price of method, as if the server had said so.
-func (k *Knowledge) SetPrice(method string, work uint64) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.setPrice(method, work)
-}
-
 func (k *Knowledge) setPrice(method string, work uint64) {
 	if _, ok := k.prices[method]; !ok && len(k.prices) >= maxLearnedMethods {
 		return
@@ -88,13 +81,6 @@ func (k *Knowledge) Resource() string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.resource
-}
-
-// Offset returns the server's clock minus ours, to the second.
-func (k *Knowledge) Offset() time.Duration {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.offset
 }
 
 // ServerTime returns the current time on the server's clock, as far as

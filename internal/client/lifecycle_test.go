@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
@@ -82,7 +83,7 @@ func TestWalletClose(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			leakCheck(t)
 			e := newEnv(t, newPolicy(testResource, 64, nil), Config{Work: 64, MaxWork: 1 << 62}, 0)
-			e.px.Knowledge().SetPrice("blockchain.transaction.broadcast", 1<<50) // days of work
+			teachPrice(e.px.Knowledge(), "blockchain.transaction.broadcast", 1<<50) // days of work
 			w := dialWallet(t, e.px.addr)
 			w.send(versionReq)
 			w.readLine()
@@ -136,7 +137,7 @@ func TestServerClose(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	leakCheck(t)
 	e := newEnv(t, newPolicy(testResource, 64, nil), Config{Work: 64, MaxWork: 1 << 62}, 0)
-	e.px.Knowledge().SetPrice("blockchain.transaction.broadcast", 1<<50)
+	teachPrice(e.px.Knowledge(), "blockchain.transaction.broadcast", 1<<50)
 	idle := dialWallet(t, e.px.addr)
 	idle.send(versionReq)
 	idle.readLine()
@@ -155,4 +156,10 @@ func TestShutdown(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", e.px.addr, time.Second); err == nil {
 		t.Error("the listener still accepts")
 	}
+}
+
+// teachPrice makes k believe, as a refusal would tell it, that method
+// costs work.
+func teachPrice(k *Knowledge, method string, work uint64) {
+	k.Learn(&stamp.Rejection{Reason: stamp.ReasonInsufficient, Method: method, Price: work}, time.Now())
 }

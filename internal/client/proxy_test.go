@@ -79,7 +79,7 @@ func TestByteExact(t *testing.T) {
 	leakCheck(t)
 	pol := newPolicy(testResource, 1<<10, map[string]uint64{"server.version": 1 << 8, "server.ping": 0})
 	e := newEnv(t, pol, Config{Work: 1 << 10}, 1024)
-	e.px.Knowledge().SetPrice("server.version", 1<<8)
+	teachPrice(e.px.Knowledge(), "server.version", 1<<8)
 
 	big := `{"jsonrpc":"2.0","method":"blockchain.transaction.broadcast","id":5,"params":["` + strings.Repeat("ab", 60000) + `"]}` + "\n"
 	forwarded := []string{
@@ -209,7 +209,7 @@ func TestFirstNotOvertaken(t *testing.T) {
 			const n = 50
 			pol := newPolicy(testResource, 16, map[string]uint64{"server.version": tc.versionPrice})
 			e := newEnv(t, pol, Config{Work: 16}, 0)
-			e.px.Knowledge().SetPrice("server.version", tc.guess)
+			teachPrice(e.px.Knowledge(), "server.version", tc.guess)
 			if tc.name == "refused first twice" {
 				// The first refusal asks for 1<<12, then the price rises.
 				e.srv.setPolicy(newPolicy(testResource, 16, map[string]uint64{"server.version": 1 << 12}))
@@ -402,8 +402,9 @@ func TestLearnResourceAndClock(t *testing.T) {
 			if k.Resource() != "real.invalid:7" {
 				t.Errorf("learned resource %q", k.Resource())
 			}
-			if d := k.Offset() - off; d < -2*time.Second || d > 2*time.Second {
-				t.Errorf("learned offset %v, want about %v", k.Offset(), off)
+			learned := time.Duration(k.ServerTime()-time.Now().Unix()) * time.Second
+			if d := learned - off; d < -2*time.Second || d > 2*time.Second {
+				t.Errorf("learned offset %v, want about %v", learned, off)
 			}
 		})
 	}

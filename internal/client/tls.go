@@ -40,12 +40,6 @@ func ParseFingerprint(s string) ([32]byte, error) {
 	return fp, nil
 }
 
-// Fingerprint returns the SHA-256 fingerprint of a DER certificate as hex.
-func Fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}
-
 // ErrPinMismatch is returned by the TLS handshake when the server's
 // certificate does not match the pinned fingerprint.
 var ErrPinMismatch = errors.New("server certificate does not match the pinned fingerprint")

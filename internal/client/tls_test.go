@@ -61,11 +61,11 @@ func TestTLS(t *testing.T) {
 		ok      bool
 		wantLog string
 	}{
-		{"pinned", TLSOptions{Fingerprint: Fingerprint(leaf.Raw)}, true, ""},
-		{"pinned with colons", TLSOptions{Fingerprint: colons(Fingerprint(leaf.Raw))}, true, ""},
+		{"pinned", TLSOptions{Fingerprint: caddytest.FingerprintOf(leaf)}, true, ""},
+		{"pinned with colons", TLSOptions{Fingerprint: colons(caddytest.FingerprintOf(leaf))}, true, ""},
 		{"insecure", TLSOptions{Insecure: true}, true, ""},
 		{"root and server name", TLSOptions{RootCAs: pool, ServerName: "electrum.test"}, true, ""},
-		{"wrong pin", TLSOptions{Fingerprint: Fingerprint(other.Raw)}, false, "does not match the pinned fingerprint"},
+		{"wrong pin", TLSOptions{Fingerprint: caddytest.FingerprintOf(other)}, false, "does not match the pinned fingerprint"},
 		{"system roots", TLSOptions{}, false, "certificate"},
 		{"wrong server name", TLSOptions{RootCAs: pool, ServerName: "other.test"}, false, "other.test"},
 	} {

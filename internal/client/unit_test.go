@@ -91,12 +91,12 @@ func TestKnowledge(t *testing.T) {
 	leakCheck(t)
 	k := NewKnowledge("guess:1", 100)
 	now := time.Unix(1_000_000, 0)
-	if k.Price("m") != 100 || k.Resource() != "guess:1" || k.Offset() != 0 {
+	if k.Price("m") != 100 || k.Resource() != "guess:1" || k.offset != 0 {
 		t.Fatal("initial guesses not used")
 	}
 	k.Learn(&stamp.Rejection{Reason: stamp.ReasonInsufficient, Method: "m", Price: 5000, Resource: "real:2", Time: 1_000_042}, now)
-	if k.Price("m") != 5000 || k.Price("other") != 100 || k.Resource() != "real:2" || k.Offset() != 42*time.Second {
-		t.Fatalf("learned price %d, resource %q, offset %v", k.Price("m"), k.Resource(), k.Offset())
+	if k.Price("m") != 5000 || k.Price("other") != 100 || k.Resource() != "real:2" || k.offset != 42*time.Second {
+		t.Fatalf("learned price %d, resource %q, offset %v", k.Price("m"), k.Resource(), k.offset)
 	}
 	// Free methods are learned as free.
 	k.Learn(&stamp.Rejection{Reason: stamp.ReasonBatch, Method: "free", Price: 0, Resource: "real:2", Time: 1_000_042}, now)
@@ -110,7 +110,7 @@ func TestKnowledge(t *testing.T) {
 		t.Errorf("learned from a parse error: price %d resource %q", k.Price("m"), k.Resource())
 	}
 	for i := range 2 * maxLearnedMethods {
-		k.SetPrice(fmt.Sprint(i), 1)
+		teachPrice(k, fmt.Sprint(i), 1)
 	}
 	if len(k.prices) > maxLearnedMethods {
 		t.Errorf("remembers %d methods", len(k.prices))

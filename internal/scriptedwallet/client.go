@@ -81,7 +81,6 @@ type Client struct {
 	mu      sync.Mutex
 	pending map[int]*Call
 	calls   []*Call
-	notes   []json.RawMessage
 	err     error
 	closed  chan struct{}
 }
@@ -115,13 +114,6 @@ func (c *Client) Calls() []*Call {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]*Call(nil), c.calls...)
-}
-
-// Notifications returns the notifications received so far.
-func (c *Client) Notifications() []json.RawMessage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]json.RawMessage(nil), c.notes...)
 }
 
 // Request formats a request line the way Electrum 4.3.4 does.
@@ -219,10 +211,7 @@ func (c *Client) handle(line []byte) {
 		return
 	}
 	if msg.Method != "" && msg.ID == nil {
-		c.mu.Lock()
-		c.notes = append(c.notes, append(json.RawMessage(nil), line...))
-		c.mu.Unlock()
-		return
+		return // a notification: the scripted wallet does not act on them
 	}
 	var id int
 	if msg.ID == nil || json.Unmarshal(*msg.ID, &id) != nil {

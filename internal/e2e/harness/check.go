@@ -135,15 +135,6 @@ func Quote(b []byte, n int) string {
 	return fmt.Sprintf("%q", b)
 }
 
-// Datas returns the Data of each line.
-func Datas(lines []Line) [][]byte {
-	out := make([][]byte, len(lines))
-	for i, l := range lines {
-		out[i] = l.Data
-	}
-	return out
-}
-
 // ConnLines returns the lines clients sent on each of r's connections.
 func ConnLines(r *Relay) [][][]byte {
 	var out [][][]byte

@@ -49,9 +49,6 @@ func StartProcess(name, logPath, bin string, args, env []string) (*Process, erro
 	return p, nil
 }
 
-// Pid returns the process id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
-
 // Exited reports whether the process has ended, and its wait error.
 func (p *Process) Exited() (bool, error) {
 	select {

@@ -201,13 +201,6 @@ func (rc *RelayConn) Sent() [][]byte {
 	return append([][]byte(nil), rc.upLines...)
 }
 
-// Received returns the complete lines the upstream sent on this connection.
-func (rc *RelayConn) Received() [][]byte {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([][]byte(nil), rc.downLines...)
-}
-
 // Bytes returns how many bytes went up (client → upstream) and down.
 func (rc *RelayConn) Bytes() (up, down int) {
 	rc.mu.Lock()
