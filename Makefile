@@ -83,8 +83,9 @@ bench: bin/caddy
 bench-flood: bin/caddy
 	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -flood 300 -out bin/loadbench-flood.md
 
-# The same flood behind README's nftables connection rate limit, 2 new
-# connections a second per /24 after a burst of 16: needs root and nft.
+# The same flood behind the nftables connection rate limit of
+# docs/security.md ("Limit new connections per network in the firewall"),
+# 2 new connections a second per /24 after a burst of 16: needs root and nft.
 bench-flood-firewall: bin/caddy
 	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -flood 300 -flood-conn-rate 2 -out bin/loadbench-flood-firewall.md
 

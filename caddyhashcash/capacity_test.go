@@ -22,8 +22,8 @@ import (
 )
 
 // Memory the handler may use per open connection, on top of the replay
-// store, as documented in the README ("Security"): the measured figure for
-// an idle connection (caddy's connection and handler goroutine, the
+// store, as documented in docs/security.md ("Memory"): the measured figure
+// for an idle connection (caddy's connection and handler goroutine, the
 // filter's buffers, the test client's socket) with headroom.
 const maxBytesPerIdleConn = 32 << 10
 

@@ -185,8 +185,9 @@ func TestFloodIsKeptAwayFromTheServer(t *testing.T) {
 				case len(replies) == 1 && strings.Contains(replies[0], `"reason":"connection_limit"`):
 					// Its network's places are taken or cooling down. Retrying
 					// at full speed would be a connection flood, which is for
-					// the kernel and firewall to stop (see README, Security),
-					// not this handler: retry every 20 ms.
+					// the kernel and firewall to stop (docs/security.md,
+					// "Threat model" and "Limit new connections per network
+					// in the firewall"), not this handler: retry every 20 ms.
 					limited.Add(1)
 					time.Sleep(20 * time.Millisecond)
 				case len(replies) == floodMaxRejections && !strings.Contains(strings.Join(replies, ""), `"result"`):

@@ -21,10 +21,11 @@ import (
 	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
-// matrixUpdateReadme makes TestBadInputMatrix rewrite docs/security.md's table:
+// matrixUpdateDoc makes TestBadInputMatrix rewrite docs/security.md's table
+// ("Bad input: what each gets"):
 //
-//	go test ./caddyhashcash -run TestBadInputMatrix -update-readme
-var matrixUpdateReadme = flag.Bool("update-readme", false,
+//	go test ./caddyhashcash -run TestBadInputMatrix -update-doc
+var matrixUpdateDoc = flag.Bool("update-doc", false,
 	"TestBadInputMatrix: rewrite the table between docs/security.md's security-matrix markers")
 
 // The configuration every row of the matrix runs against: a small price,
@@ -46,7 +47,7 @@ var mxOptions = fmt.Sprintf(`"price":%d,"max_rejections":%d`, mxPrice, mxMaxRej)
 
 // Where the generated table sits: the document, and the markers around it.
 const (
-	mxReadmePath  = "../docs/security.md"
+	mxDocPath     = "../docs/security.md"
 	mxBeginMarker = "<!-- security-matrix:begin"
 	mxEndMarker   = "<!-- security-matrix:end -->"
 )
@@ -62,7 +63,7 @@ type mxReply struct {
 // own, and everything the handler must do about it.
 type mxCase struct {
 	name  string // subtest name
-	input string // README: what the client sends, in Markdown
+	input string // docs/security.md: what the client sends, in Markdown
 
 	// line returns the line to send (without its line feed) and, for a line
 	// that must be accepted, the bytes the server must receive for it
@@ -90,7 +91,8 @@ type mxCase struct {
 	// run, if set, replaces the standard steps (see runCase).
 	run func(k *mxKit)
 
-	// README texts that replace the ones derived from the fields above.
+	// docs/security.md texts that replace the ones derived from the fields
+	// above.
 	idText, connText, serverText string
 }
 
@@ -111,12 +113,12 @@ type mxKit struct {
 // the bad line is answered), how many strikes the refusal counts (the
 // connection must close after exactly max_rejections minus that many more),
 // and that the upstream received exactly the bytes of the accepted requests:
-// nothing of any refused line. It also checks that docs/security.md's table, between
-// the security-matrix markers, is the one these cases render; run it with
-// -update-readme to rewrite that table.
+// nothing of any refused line. It also checks that docs/security.md's table,
+// between the security-matrix markers, is the one these cases render; run it
+// with -update-doc to rewrite that table.
 func TestBadInputMatrix(t *testing.T) {
 	cases := mxCases()
-	t.Run("readme", func(t *testing.T) { mxCheckReadme(t, cases) })
+	t.Run("doc", func(t *testing.T) { mxCheckDoc(t, cases) })
 
 	addr, up := setup(t, mxOptions)
 	k := &mxKit{addr: addr, up: up, want: new(bytes.Buffer)}
@@ -456,7 +458,8 @@ func mxCorrupted(id, params, old, bad string) func(*mxKit, *client) (string, str
 // mxOne is a refusal of one error.
 func mxOne(r stamp.Reason, id string) []mxReply { return []mxReply{{r, id}} }
 
-// mxCases returns the rows of the matrix, in README order.
+// mxCases returns the rows of the matrix, in the order of docs/security.md's
+// table.
 func mxCases() []mxCase {
 	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 	return []mxCase{
@@ -900,7 +903,7 @@ func mxTable(cases []mxCase) string {
 		"**kept** and loses nothing; how many strikes toward `max_rejections` the refusal counts\n"+
 		"(the connection must close after exactly the remaining ones); and that the server\n"+
 		"received exactly the bytes of the accepted requests. Regenerate with\n"+
-		"`go test ./caddyhashcash -run TestBadInputMatrix -update-readme`.\n\n",
+		"`go test ./caddyhashcash -run TestBadInputMatrix -update-doc`.\n\n",
 		mxOptions, mxThousands(mxMaxLine), mxDuration(caddyhashcash.DefaultWindow), mxDuration(caddyhashcash.DefaultMaxSkew))
 	b.WriteString("| input | reply: code, reason | id | connection | reaches the server |\n")
 	b.WriteString("|---|---|---|---|---|\n")
@@ -1008,36 +1011,36 @@ func mxServerText(tc *mxCase) string {
 	return "never"
 }
 
-// mxCheckReadme compares docs/security.md's block between the security-matrix
-// markers with the table of cases, and rewrites it with -update-readme.
-func mxCheckReadme(t *testing.T, cases []mxCase) {
-	readme, err := os.ReadFile(mxReadmePath)
+// mxCheckDoc compares docs/security.md's block between the security-matrix
+// markers with the table of cases, and rewrites it with -update-doc.
+func mxCheckDoc(t *testing.T, cases []mxCase) {
+	doc, err := os.ReadFile(mxDocPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := string(readme)
+	text := string(doc)
 	begin := strings.Index(text, mxBeginMarker)
 	if begin < 0 {
-		t.Fatalf("%s has no %q marker", mxReadmePath, mxBeginMarker)
+		t.Fatalf("%s has no %q marker", mxDocPath, mxBeginMarker)
 	}
 	nl := strings.IndexByte(text[begin:], '\n')
 	end := strings.Index(text[begin:], mxEndMarker)
 	if nl < 0 || end < nl {
-		t.Fatalf("%s has no %q marker after %q", mxReadmePath, mxEndMarker, mxBeginMarker)
+		t.Fatalf("%s has no %q marker after %q", mxDocPath, mxEndMarker, mxBeginMarker)
 	}
 	from, to := begin+nl+1, begin+end
 	table := mxTable(cases)
 	if text[from:to] == table {
 		return
 	}
-	if *matrixUpdateReadme {
+	if *matrixUpdateDoc {
 		updated := text[:from] + table + text[to:]
-		if err := os.WriteFile(mxReadmePath, []byte(updated), 0o644); err != nil {
+		if err := os.WriteFile(mxDocPath, []byte(updated), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s: bad-input table rewritten", mxReadmePath)
+		t.Logf("%s: bad-input table rewritten", mxDocPath)
 		return
 	}
 	t.Errorf("%s's bad-input table is not the one TestBadInputMatrix's cases render; "+
-		"rerun with -update-readme, or put this between the markers:\n%s", mxReadmePath, table)
+		"rerun with -update-doc, or put this between the markers:\n%s", mxDocPath, table)
 }

@@ -20,9 +20,10 @@ import (
 //
 //   - the stamped line is the line with ,"pow":"<stamp>" (or "pow":"<stamp>"
 //     in an empty object) inserted immediately before each object's closing
-//     brace, as the package doc and README "Where the stamp goes" say, and
-//     nothing else changed; elements of a batch that are not objects are
-//     copied unchanged, whatever stamp text is passed for them;
+//     brace, as the package doc and docs/wire-format.md section 3 ("The
+//     stamp member", Minting) say, and nothing else changed; elements of a
+//     batch that are not objects are copied unchanged, whatever stamp text
+//     is passed for them;
 //   - the stamped line is valid JSON, and encoding/json finds each inserted
 //     stamp as the value of "pow" in the right object, with everything else
 //     decoding as before;
@@ -34,10 +35,12 @@ import (
 //
 // Lines whose objects already have a "pow" member get a second one. The
 // package doc says a stamp member occurring more than once is an error
-// (Object.StampCount) and README says such an object is malformed, so the
-// stripping of a doubly stamped object is not specified and its byte round
-// trip is not asserted; what is asserted is that Scan reports the extra
-// member, which is what makes the verifier refuse the line as malformed.
+// (Object.StampCount) and docs/wire-format.md section 7 ("Checks", check 1)
+// says such an object is malformed, so the stripping of a doubly stamped
+// object is not specified (section 10: "where removal is not defined") and
+// its byte round trip is not asserted; what is asserted is that Scan
+// reports the extra member, which is what makes the verifier refuse the
+// line as malformed.
 //
 // The existing FuzzScanAgreesWithEncodingJSON covers Scan's acceptance of
 // arbitrary text; this target only takes lines Scan accepts.

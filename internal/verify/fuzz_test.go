@@ -57,17 +57,18 @@ var fuzzMethodPrices = map[string]uint64{"server.ping": 0, "server.version": 2 *
 // verdict per request, agreeing with the reply.
 //
 // When it forwards, an independent check (encoding/json's offsets and a
-// test-local implementation of README "Hashed input"; no rpcline stripping,
-// no stamp.Digest or stamp.Meets) must find that the forwarded bytes are
-// the line with each request's "pow" member removed by README's removal
-// rules and nothing else changed, that they decode to the same JSON as the
+// test-local implementation of docs/wire-format.md section 5, "Hashed
+// input"; no rpcline stripping, no stamp.Digest or stamp.Meets) must find
+// that the forwarded bytes are the line with each request's "pow" member
+// removed by the removal rules of section 3 ("The stamp member", Removal)
+// and nothing else changed, that they decode to the same JSON as the
 // line without the "pow" members, and that every removed stamp of a priced
 // request is valid for what is forwarded and was not accepted before. A
 // request of the free method (server.ping) may be forwarded without a stamp
-// or with any stamp, removed unchecked.
+// or with any one stamp, removed unchecked (section 9, "Free methods").
 //
-// Beyond that, the same independent code models the verdict README
-// prescribes for each request (parse, invalid_request, missing, malformed,
+// Beyond that, the same independent code models the verdict
+// docs/wire-format.md prescribes for each request (parse, invalid_request, missing, malformed,
 // wrong_resource, expired, future, insufficient, replayed, batch, or
 // accepted), and Check must agree with it wherever it is determined: on the
 // raw bytes, on the stamped line (which must be accepted and forwarded as
@@ -86,6 +87,11 @@ func FuzzVerifierArbitraryBytes(f *testing.F) {
 	f.Add([]byte("{\"method\":\"server.ping\"}\r\n{}"), uint16(0), byte('['), byte(0x01))
 	f.Add(mintedLine(f, `{"jsonrpc":"2.0","method":"blockchain.scripthash.subscribe","params":["8b01df4e368ea28f8dc0423bcf7a4923e3a12d307c875e47a0cfbf90b5c39161"],"id":5}`),
 		uint16(100), byte('0'), byte(0x20))
+	// A valid stamp written with an escape (\u003a for its first ':'): malformed
+	// on a priced method, removed unchecked on a free one.
+	escaped := bytes.Replace(mintedLine(f, `{"method":"blockchain.headers.subscribe","id":6}`), []byte(`"pow":"1:`), []byte(`"pow":"1\u003a`), 1)
+	f.Add(escaped, uint16(0), byte(' '), byte(0))
+	f.Add([]byte(`[{"method":"server.ping","id":7,"pow":"1\u003ax"},{"method":"server.ping","id":8}]`), uint16(0), byte(' '), byte(0))
 	f.Fuzz(func(t *testing.T, data []byte, pos uint16, repl byte, flags byte) {
 		env := newFuzzEnv(t)
 		env.checkTooLarge()
@@ -145,8 +151,10 @@ func mintedLine(tb testing.TB, body string) []byte {
 	return out
 }
 
-// fuzzPriceOf is the fuzz policy's price of method, as README says prices
-// work: the method's own price if listed, else the default.
+// fuzzPriceOf is the fuzz policy's price of method, as the README's price
+// and method_price options (and the policy of docs/wire-format.md section
+// 10, "Test vectors") say prices work: the method's own price if listed,
+// else the default.
 func fuzzPriceOf(method string) uint64 {
 	if p, ok := fuzzMethodPrices[method]; ok {
 		return p
@@ -291,8 +299,9 @@ func (env *fuzzEnv) useStamp(line []byte, i int) {
 
 // expectRefused checks that line, stamped by stampLine with variant, is
 // refused: with reason variant for element priced, and (in a batch) with
-// "batch" for the others. Then, as README says of "batch", the stamps of
-// the others were not used: each of them sent alone is accepted.
+// "batch" for the others. Then, as docs/wire-format.md says of "batch"
+// (section 7, "Checks": no stamp of a refused batch is recorded), the stamps
+// of the others were not used: each of them sent alone is accepted.
 func (env *fuzzEnv) expectRefused(line []byte, priced int, variant stamp.Reason) {
 	t := env.t
 	fwd, reply := env.check(line)
@@ -377,14 +386,14 @@ func (env *fuzzEnv) check(line []byte) (fwd, reply []byte) {
 // unknown is a verdict the model leaves open.
 const unknown stamp.Reason = "?"
 
-// model returns the verdict on each request of line that README ("Where
-// the stamp goes", "Stamp text", "Hashed input", "Verdict", "Refusals")
-// and the fuzz policy determine, worked out with encoding/json and
-// judgeStamp, not with rpcline or stamp: "" for a request that must be
-// forwarded, else the reason it must be refused. A stamp with JSON escapes
-// is left unknown (README: a verifier MAY refuse it), and so is whether
-// the other requests of its batch are forwarded. batch reports whether
-// line is a batch.
+// model returns the verdict on each request of line that
+// docs/wire-format.md (sections 1 "Lines", 2 "Requests", 3 "The stamp
+// member", 4 "Stamp text", 5 "Hashed input", 6 "Proof", 7 "Checks", 9 "Free
+// methods") and the fuzz policy determine, worked out with encoding/json
+// and judgeStamp, not with rpcline or stamp: "" for a request that must be
+// forwarded, else the reason it must be refused. Only a line that may be
+// nested deeper than the limit is left unknown. batch reports whether line
+// is a batch.
 func (env *fuzzEnv) model(line []byte) (preds []stamp.Reason, batch bool) {
 	if !utf8.Valid(line) || !json.Valid(line) {
 		return []stamp.Reason{stamp.ReasonParse}, false
@@ -408,21 +417,16 @@ func (env *fuzzEnv) model(line []byte) (preds []stamp.Reason, batch bool) {
 	}
 	spans, _ := valueSpans(env.t, line)
 	keys := make([]*[16]byte, len(spans))
-	refused, open := false, false
+	refused := false
 	for i, sp := range spans {
 		var r stamp.Reason
 		r, keys[i] = env.modelRequest(line, sp, batch)
 		preds = append(preds, r)
-		refused = refused || (r != "" && r != unknown)
-		open = open || r == unknown
+		refused = refused || r != ""
 	}
 	switch {
 	case refused:
 		// No stamp is claimed; the other requests are refused as "batch".
-	case open:
-		for i := range preds {
-			preds[i] = unknown
-		}
 	default:
 		// Stamps are claimed in order, up to the first that was used.
 		seen := map[[16]byte]bool{}
@@ -471,20 +475,23 @@ func (env *fuzzEnv) modelRequest(line []byte, span [2]int, batch bool) (stamp.Re
 	case count[stamp.Member] == 0:
 		return "", nil
 	case count[stamp.Member] > 1:
-		return stamp.ReasonMalformed, nil
+		return stamp.ReasonMalformed, nil // whatever the price (check 1)
 	case price == 0:
-		return "", nil // free: the stamp is removed unchecked
+		// Free: one stamp member is removed unchecked, whatever its value:
+		// not a string, escaped, not stamp text (check 1; section 9).
+		return "", nil
 	case pow[0] != '"':
-		return stamp.ReasonMalformed, nil // not a string
+		return stamp.ReasonMalformed, nil // not a string (check 2)
 	case bytes.IndexByte(pow, '\\') >= 0:
-		return unknown, nil
+		// Any JSON escape, even one that decodes to valid stamp text
+		// (check 2; section 4: a verifier MUST refuse it).
+		return stamp.ReasonMalformed, nil
 	}
-	var text string
-	if err := json.Unmarshal(pow, &text); err != nil {
-		env.t.Fatalf("%q: %v", pow, err)
-	}
+	// The stamp is the JSON string's bytes as written on the line
+	// (section 4): without escapes, the bytes between the quotes.
+	text := string(pow[1 : len(pow)-1])
 	// The body is the object's text without its stamp member, whitespace
-	// around the object excluded (README, "Where the stamp goes").
+	// around the object excluded (docs/wire-format.md section 3, Body).
 	body := stripStamp(env.t, obj)
 	key, reason, _ := judgeStamp(text, body, price)
 	if reason != "" {
@@ -701,7 +708,8 @@ func objectLayout(obj []byte) (names []string, values []json.RawMessage, keyStar
 }
 
 // stripStamp returns the JSON object obj, which has exactly one member
-// named "pow", with that member removed as README says: from the comma
+// named "pow", with that member removed as docs/wire-format.md section 3
+// ("The stamp member", Removal) says: from the comma
 // before it through the end of its value, when it is not the first member;
 // from its key's opening quote through the comma after its value, when it
 // is the first of several; the member alone otherwise.
@@ -722,8 +730,9 @@ func stripStamp(t testing.TB, obj []byte) []byte {
 }
 
 // checkForward checks, without rpcline, that fwd is line with the "pow"
-// member of each request removed as README describes, and that every
-// removed stamp of a priced request is valid and new.
+// member of each request removed as docs/wire-format.md section 3 ("The
+// stamp member", Removal and Forwarding) describes, and that every removed
+// stamp of a priced request is valid and new.
 func (env *fuzzEnv) checkForward(line, fwd []byte) {
 	t := env.t
 	in, inBatch := valueSpans(t, line)
@@ -790,7 +799,7 @@ func (env *fuzzEnv) checkForwardedRequest(line, a, b, body []byte) {
 		fail("no string method")
 	}
 	price := fuzzPriceOf(method)
-	names, _, err := objectMembers(a)
+	names, values, err := objectMembers(a)
 	if err != nil {
 		fail("%v", err)
 	}
@@ -806,15 +815,19 @@ func (env *fuzzEnv) checkForwardedRequest(line, a, b, body []byte) {
 		fail("forwarded with %d stamp members", n)
 	}
 	if want := stripStamp(t, a); !bytes.Equal(b, want) {
-		fail("want %q: the stamp member removed as README says", want)
+		fail("want %q: the stamp member removed as docs/wire-format.md section 3 says", want)
 	}
 	if price == 0 {
 		return // a free method's stamp is removed unchecked
 	}
-	text, ok := req[stamp.Member].(string)
-	if !ok {
-		fail("stamp is not a string")
+	raw := values[slices.Index(names, stamp.Member)]
+	switch {
+	case raw[0] != '"':
+		fail("stamp %s is not a string", raw)
+	case bytes.IndexByte(raw, '\\') >= 0:
+		fail("stamp %s is written with a JSON escape", raw)
 	}
+	text := string(raw[1 : len(raw)-1])
 	key, reason, detail := judgeStamp(text, body, price)
 	if reason != "" {
 		fail("stamp %q for body %q should be refused as %s: %s", text, body, reason, detail)
@@ -825,8 +838,8 @@ func (env *fuzzEnv) checkForwardedRequest(line, a, b, body []byte) {
 	env.used[key] = true
 }
 
-// decimal parses README's decimal: digits, no sign, no leading zeros, at
-// most 2^64-1.
+// decimal parses a decimal of docs/wire-format.md section 4 ("Stamp
+// text"): digits, no sign, no leading zeros, at most 2^64-1.
 func decimal(s string) (uint64, bool) {
 	if s == "" || (len(s) > 1 && s[0] == '0') || strings.Trim(s, "0123456789") != "" {
 		return 0, false
@@ -835,8 +848,9 @@ func decimal(s string) (uint64, bool) {
 	return v, err == nil
 }
 
-// judgeStamp checks stamp text for body against the fuzz policy as README
-// ("Stamp text", "Hashed input", "Verdict") describes, in README's order,
+// judgeStamp checks stamp text for body against the fuzz policy as
+// docs/wire-format.md (sections 4 "Stamp text", 5 "Hashed input", 6 "Proof"
+// and 7 "Checks") describes, in the order of section 7's checks 2 to 6,
 // with its own implementation of the hashed input. It returns the stamp's
 // replay key (digest bytes 16 to 31) and "" if the stamp is valid, or the
 // reason to refuse it and why.

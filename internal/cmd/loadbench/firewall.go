@@ -18,7 +18,8 @@ import (
 // the rate the kernel drops the connection's SYN, so caddy never sees it
 // and the flooder's own dial waits for its retransmission.
 //
-// README.md gives operators the ruleset for port 50002 (readmeConnRateLimit);
+// docs/security.md ("Limit new connections per network in the firewall")
+// gives operators the ruleset for port 50002 (documentedConnRateLimit);
 // loadbench -flood-conn-rate installs the same ruleset, on its own table,
 // around a flood run.
 type connRateLimit struct {
@@ -28,8 +29,8 @@ type connRateLimit struct {
 	burst int    // new connections a client network may open at once
 }
 
-// readmeConnRateLimit is the ruleset README.md shows.
-var readmeConnRateLimit = connRateLimit{table: "electrum_hashcash", port: 50002, rate: 2, burst: 16}
+// documentedConnRateLimit is the ruleset docs/security.md shows.
+var documentedConnRateLimit = connRateLimit{table: "electrum_hashcash", port: 50002, rate: 2, burst: 16}
 
 // ruleset returns l as an nftables script for `nft -f`.
 func (l connRateLimit) ruleset() string {

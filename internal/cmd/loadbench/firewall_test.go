@@ -6,16 +6,16 @@ import (
 	"testing"
 )
 
-// TestReadmeShowsTheMeasuredRuleset checks that docs/security.md gives operators
-// exactly the nftables ruleset loadbench -flood-conn-rate measures, for
-// port 50002.
-func TestReadmeShowsTheMeasuredRuleset(t *testing.T) {
-	readme, err := os.ReadFile("../../../docs/security.md")
+// TestSecurityDocShowsTheMeasuredRuleset checks that docs/security.md ("Limit
+// new connections per network in the firewall") gives operators exactly the
+// nftables ruleset loadbench -flood-conn-rate measures, for port 50002.
+func TestSecurityDocShowsTheMeasuredRuleset(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/security.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "```\n" + readmeConnRateLimit.ruleset() + "```\n"
-	if !strings.Contains(string(readme), want) {
+	want := "```\n" + documentedConnRateLimit.ruleset() + "```\n"
+	if !strings.Contains(string(doc), want) {
 		t.Fatalf("docs/security.md does not hold the ruleset loadbench measures:\n%s", want)
 	}
 }

@@ -51,9 +51,10 @@ type floodConfig struct {
 // own replay store.
 const floodResource = "flood.loadbench.example:50002"
 
-// The memory the README's security section documents as the handler's
-// bound: the replay store at most replayBytesPerKey per stamp held, and
-// per open connection at most connBytes before its first accepted request
+// The handler's memory bound that docs/security.md ("Memory") documents:
+// the replay store at most replayBytesPerKey per stamp held (the document
+// gives 38 bytes, 51 while the store fills; 64 leaves room), and per open
+// connection at most connBytes before its first accepted request
 // (every flooder's) and proxiedBytes after (every honest client's), the
 // limits TestThousandsOfIdleConnectionsLeaveNothingBehind checks.
 const (
@@ -521,7 +522,7 @@ func formatFloodReport(fc *floodConfig, machineLine, caddyLine string, r *floodR
 		fc.flooders, strings.Join(counts, ", "), prefixes, fc.perPrefix, fc.floodWindow, redial, fc.honest, fc.honestRate, fc.price,
 		fc.maxRejections, fc.maxConnsPerPrefix, fc.capacity, fc.warmup, fc.baseline, fc.duration, fc.nice)
 	if fc.connRate > 0 {
-		fmt.Fprintf(&b, "Before caddy, an nftables connection rate limit (README, Security) let each /24 and /48 open %d connections "+
+		fmt.Fprintf(&b, "Before caddy, an nftables connection rate limit (docs/security.md) let each /24 and /48 open %d connections "+
 			"a second after a burst of %d, in both phases; it dropped %d SYNs.\n\n", fc.connRate, fc.connBurst, r.synsDropped)
 	}
 

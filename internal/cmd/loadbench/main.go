@@ -58,10 +58,11 @@
 // and under flood and their ratio, what the flooders sent and were
 // answered, how often caddy closed their connections, what the upstream
 // received, and caddy's memory before, during and after the flood. With
-// -flood-conn-rate R (as root, with the nft command), the README's
-// nftables ruleset limits new connections to caddy's port to R a second per
-// /24 and /48 after a burst of -flood-conn-burst (16), for the whole run;
-// the report says how many SYNs it dropped.
+// -flood-conn-rate R (as root, with the nft command), the nftables ruleset
+// of docs/security.md ("Limit new connections per network in the
+// firewall") limits new connections to caddy's port to R a second per /24
+// and /48 after a burst of -flood-conn-burst (16), for the whole run; the
+// report says how many SYNs it dropped.
 //
 // Usage:
 //
@@ -165,8 +166,8 @@ func main() {
 	flag.IntVar(&fc.capacity, "flood-replay-capacity", 1_000_000, "flood: the handler's replay_capacity")
 	flag.IntVar(&fc.seeds, "flood-seeds", 4096, "flood: accepted lines for replay flooders to replay")
 	flag.IntVar(&fc.nice, "flood-nice", 0, "flood: run the flooder process under nice -n this")
-	flag.IntVar(&fc.connRate, "flood-conn-rate", 0, "flood: install README's nftables limit of new connections per /24 and /48 at this many a second (needs root and nft); 0: none")
-	flag.IntVar(&fc.connBurst, "flood-conn-burst", readmeConnRateLimit.burst, "flood: the burst of -flood-conn-rate")
+	flag.IntVar(&fc.connRate, "flood-conn-rate", 0, "flood: install docs/security.md's nftables limit of new connections per /24 and /48 at this many a second (needs root and nft); 0: none")
+	flag.IntVar(&fc.connBurst, "flood-conn-burst", documentedConnRateLimit.burst, "flood: the burst of -flood-conn-rate")
 	flag.StringVar(&fc.listen, "flood-listen", "", "flood: caddy's listen address, for a firewall rule to match (default: a free loopback port)")
 	flag.BoolVar(&worker, "flood-worker", false, "internal: be the flooder process of a flood run (plan on standard input)")
 	flag.Parse()

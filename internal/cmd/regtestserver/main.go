@@ -151,9 +151,7 @@ func splitAddresses(s string) []string {
 	sc := bufio.NewScanner(strings.NewReader(s))
 	for sc.Scan() {
 		line, _, _ := strings.Cut(sc.Text(), "#")
-		for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\r' }) {
-			out = append(out, f)
-		}
+		out = append(out, strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\r' })...)
 	}
 	return out
 }
