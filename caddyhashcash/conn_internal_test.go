@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
-	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
@@ -133,17 +131,11 @@ func filterConnStream(t testing.TB, env *connEnv, client *scriptedConn) (forward
 // into the request object line.
 func stampLine(t testing.TB, line string, work uint64) string {
 	t.Helper()
-	var l rpcline.Line
-	if err := rpcline.Scan([]byte(line), stamp.Member, &l); err != nil || l.Kind != rpcline.KindObject {
-		t.Fatalf("stampLine(%q): not an object line: %v", line, err)
+	stamped, err := stamp.AppendStamped(context.Background(), nil, []byte(line), stamp.Stamp{Work: work, Time: testClock.Unix(), Resource: testResource}, 1)
+	if err != nil {
+		t.Fatalf("stampLine(%q): %v", line, err)
 	}
-	st := stamp.Stamp{Work: work, Time: testClock.Unix(), Resource: testResource}
-	rand.Read(st.Salt[:])
-	body := stamp.BodyHash(rpcline.AppendObjectStripped(nil, []byte(line), &l.Objects[0]))
-	if _, err := stamp.Mint(context.Background(), &st, &body, 1); err != nil {
-		t.Fatal(err)
-	}
-	return string(rpcline.AppendWithStamps(nil, []byte(line), &l, stamp.Member, []string{st.String()}))
+	return string(stamped)
 }
 
 // replyReasons returns the reasons of the errors in answered, one line an
