@@ -158,6 +158,3 @@ func parseWorkArgs(d *caddyfile.Dispenser, wrapper, optionName string) (stamp.Wo
 	}
 	return w, nil
 }
-
-// Interface guard
-var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -330,8 +331,9 @@ func (h *Handler) refuseConnection(cx *layer4.Connection, prefix netip.Prefix, o
 
 // Interface guards
 var (
-	_ caddy.Provisioner  = (*Handler)(nil)
-	_ caddy.CleanerUpper = (*Handler)(nil)
-	_ layer4.NextHandler = (*Handler)(nil)
-	_ caddy.Destructor   = (*resourceState)(nil)
+	_ caddy.Provisioner     = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddy.CleanerUpper    = (*Handler)(nil)
+	_ layer4.NextHandler    = (*Handler)(nil)
+	_ caddy.Destructor      = (*resourceState)(nil)
 )
