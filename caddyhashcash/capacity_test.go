@@ -62,12 +62,15 @@ func TestThousandsOfIdleConnectionsLeaveNothingBehind(t *testing.T) {
 	needFiles(t, 2*idle+4*proxied)
 	addr, up := setup(t, `"price":64,"max_conns_per_prefix":-1`)
 
-	// Warm caddy up, then take the baseline.
+	// Warm caddy up, then take the baseline once every goroutine of the
+	// warm-up connection has ended.
+	before := runtime.NumGoroutine()
 	warm := dial(t, addr)
 	warm.roundTrip("0")
 	warm.Close()
-	testsupport.WaitFor(t, "the warm-up connection to close", func() bool { return up.Open() == 0 })
-	time.Sleep(50 * time.Millisecond)
+	testsupport.WaitFor(t, "the warm-up connection to close", func() bool {
+		return up.Open() == 0 && runtime.NumGoroutine() <= before
+	})
 	baseline := liveMemory()
 	ignore := goleak.IgnoreCurrent()
 
