@@ -208,4 +208,15 @@ type Rejection struct {
 	Skew int64 `json:"skew"`
 	// Version is the stamp format version the server verifies.
 	Version int `json:"version"`
+	// Unit is the work a request of relative cost 1.0 requires from this
+	// client now, on a server whose prices move: a method's price is its
+	// cost times Unit, rounded up. Absent when the server's prices are
+	// fixed, or when requests are free now.
+	Unit uint64 `json:"unit,omitempty"`
+	// Level is this client's price level (0: calm) on a server whose
+	// prices move; absent at calm.
+	Level int `json:"level,omitempty"`
+	// NextFall is the earliest Unix time the level may fall by one, if the
+	// client's network stays within its budget; absent at calm.
+	NextFall int64 `json:"next_fall,omitempty"`
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -23,10 +24,16 @@ import (
 type Policy struct {
 	// Resource is the server's name that stamps must carry.
 	Resource string
-	// DefaultPrice is the work required for methods not in MethodPrices.
+	// DefaultPrice is the work required for methods not in MethodPrices,
+	// when the Verifier has no Quoter.
 	DefaultPrice uint64
-	// MethodPrices maps a method name to its required work; 0 means free.
+	// MethodPrices maps a method name to its required work, whatever the
+	// Quoter says; 0 means free.
 	MethodPrices map[string]uint64
+	// Costs maps a method name to its relative cost, for a Verifier with a
+	// Quoter: a method not in MethodPrices costs its cost (1.0 if not
+	// listed) times the quoted unit price, rounded up.
+	Costs map[string]float64
 	// Window is how long a stamp is valid after its time.
 	Window time.Duration
 	// Skew is how far a stamp may be dated ahead of the server's clock.
@@ -40,12 +47,49 @@ type Policy struct {
 	Now func() time.Time
 }
 
-// PriceOf returns the work required for method.
+// PriceOf returns the work required for method, without a Quoter.
 func (p *Policy) PriceOf(method string) uint64 {
 	if w, ok := p.MethodPrices[method]; ok {
 		return w
 	}
 	return p.DefaultPrice
+}
+
+// costOf returns the relative cost of method: its entry in Costs, else 1.
+func (p *Policy) costOf(method []byte) float64 {
+	if c, ok := p.Costs[string(method)]; ok {
+		return c
+	}
+	return 1
+}
+
+// Quote is the price in force for one connection's client at a moment,
+// as a Quoter gives it.
+type Quote struct {
+	// Unit is the work a request of cost 1.0 requires now.
+	Unit uint64
+	// LeastUnit is the least unit price a stamp may have been minted for
+	// and still be accepted: the unit before a rise that happened a moment
+	// ago, so that a stamp in flight during the rise is not refused.
+	LeastUnit uint64
+	// Level is the price level (0: calm) the unit price comes from.
+	Level int
+	// NextFall is when the level may next fall, Unix seconds; 0 if none.
+	NextFall int64
+}
+
+// Quoter returns the Quote in force now for a connection's client. It is
+// called once per line.
+type Quoter func(now time.Time) Quote
+
+// priceUp returns cost × unit rounded up, at most the largest uint64; a
+// priced method never becomes free.
+func priceUp(cost float64, unit uint64) uint64 {
+	w := math.Ceil(cost * float64(unit))
+	if w >= math.MaxUint64 {
+		return math.MaxUint64
+	}
+	return uint64(w)
 }
 
 // Verifier checks lines for one connection. It reuses its buffers between
@@ -54,6 +98,9 @@ func (p *Policy) PriceOf(method string) uint64 {
 type Verifier struct {
 	policy  *Policy
 	observe func(Verdict)
+	quoter  Quoter
+	quote   Quote // the quote for the line being checked
+	quoted  bool  // a Quoter gave quote
 	line    rpcline.Line
 	reply   []byte
 	scratch []byte
@@ -67,7 +114,9 @@ type element struct {
 	reason stamp.Reason
 	detail string
 	method []byte
-	price  uint64
+	price  uint64  // the work the request requires now
+	least  uint64  // the least work accepted (see Quote.LeastUnit)
+	cost   float64 // the method's relative cost
 	key    replay.Key
 	expiry int64
 	forged bool // the digest does not prove the work the stamp claims
@@ -82,7 +131,23 @@ type Verdict struct {
 	// of refused requests (see stamp.Reason.Strike): a client that follows
 	// the protocol could not have caused it.
 	Strike bool
+	// Cost is the request's relative cost (see Policy.Costs); 1 for a line
+	// that is not a request.
+	Cost float64
 }
+
+// quoteOrNil returns the quote of the line being checked, or nil if v
+// prices without a Quoter.
+func (v *Verifier) quoteOrNil() *Quote {
+	if v.quoted {
+		return &v.quote
+	}
+	return nil
+}
+
+// QuoteBy makes v price requests by the Quotes q gives, with the Policy's
+// Costs and MethodPrices, instead of by the Policy's static prices.
+func (v *Verifier) QuoteBy(q Quoter) { v.quoter = q }
 
 // NewVerifier returns a Verifier for one connection. observe, if not nil,
 // is called once per request with its verdict.
@@ -105,10 +170,10 @@ func (p *Policy) now() time.Time {
 }
 
 // record reports a verdict to observe. forged says that an insufficient
-// stamp's digest does not prove the work it claims.
-func (v *Verifier) record(r stamp.Reason, forged bool) {
+// stamp's digest does not prove the work it claims; cost is the request's.
+func (v *Verifier) record(r stamp.Reason, forged bool, cost float64) {
 	if v.observe != nil {
-		v.observe(Verdict{Reason: r, Strike: r.Strike(forged)})
+		v.observe(Verdict{Reason: r, Strike: r.Strike(forged), Cost: cost})
 	}
 }
 
@@ -118,15 +183,19 @@ func (v *Verifier) record(r stamp.Reason, forged bool) {
 // Otherwise it returns dst unchanged and the error line to answer with
 // (without a line feed).
 func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
-	now := v.policy.now().Unix()
+	clock := v.policy.now()
+	now := clock.Unix()
 	v.reply = v.reply[:0]
+	if v.quoted = v.quoter != nil; v.quoted {
+		v.quote = v.quoter(clock)
+	}
 	if err := rpcline.ScanLimit(line, stamp.Member, v.policy.MaxBatch, &v.line); err != nil {
 		if errors.Is(err, rpcline.ErrBatchTooLarge) {
-			v.record(stamp.ReasonInvalidRequest, false)
+			v.record(stamp.ReasonInvalidRequest, false, 1)
 			return dst, v.refuseLine(stamp.ReasonInvalidRequest,
 				"a batch may hold at most "+strconv.Itoa(v.policy.MaxBatch)+" requests", now)
 		}
-		v.record(stamp.ReasonParse, false)
+		v.record(stamp.ReasonParse, false, 1)
 		return dst, v.refuseLine(stamp.ReasonParse, err.Error(), now)
 	}
 	switch v.line.Kind {
@@ -135,34 +204,38 @@ func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
 		if e.reason == "" {
 			e.reason = v.claim(&e, now)
 		}
-		v.record(e.reason, e.forged)
+		v.record(e.reason, e.forged, e.cost)
 		if e.reason != "" {
-			v.reply = v.policy.appendError(v.reply, v.line.Objects[0].ID, &e, now)
+			v.reply = v.policy.appendError(v.reply, v.line.Objects[0].ID, &e, now, v.quoteOrNil())
 			return dst, v.reply
 		}
 		return rpcline.AppendStripped(dst, line, &v.line), nil
 	case rpcline.KindBatch:
 		if len(v.line.Objects) == 0 {
-			v.record(stamp.ReasonInvalidRequest, false)
+			v.record(stamp.ReasonInvalidRequest, false, 1)
 			return dst, v.refuseLine(stamp.ReasonInvalidRequest, "empty batch", now)
 		}
 		return v.checkBatch(dst, line, now)
 	default:
-		v.record(stamp.ReasonInvalidRequest, false)
+		v.record(stamp.ReasonInvalidRequest, false, 1)
 		return dst, v.refuseLine(stamp.ReasonInvalidRequest, "a request must be a JSON object or an array of them", now)
 	}
 }
 
 // RefuseTooLarge returns the error line for a line longer than limit.
 func (v *Verifier) RefuseTooLarge(limit int) []byte {
-	v.record(stamp.ReasonTooLarge, false)
+	v.record(stamp.ReasonTooLarge, false, 1)
 	v.reply = v.reply[:0]
-	return v.refuseLine(stamp.ReasonTooLarge, "lines may be at most "+strconv.Itoa(limit)+" bytes", v.policy.now().Unix())
+	clock := v.policy.now()
+	if v.quoted = v.quoter != nil; v.quoted {
+		v.quote = v.quoter(clock)
+	}
+	return v.refuseLine(stamp.ReasonTooLarge, "lines may be at most "+strconv.Itoa(limit)+" bytes", clock.Unix())
 }
 
 func (v *Verifier) refuseLine(r stamp.Reason, detail string, now int64) []byte {
 	e := element{reason: r, detail: detail}
-	v.reply = v.policy.appendError(v.reply[:0], nil, &e, now)
+	v.reply = v.policy.appendError(v.reply[:0], nil, &e, now, v.quoteOrNil())
 	return v.reply
 }
 
@@ -185,8 +258,8 @@ func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byt
 		}
 	}
 	if !refused {
-		for range v.elems {
-			v.record("", false)
+		for i := range v.elems {
+			v.record("", false, v.elems[i].cost)
 		}
 		return rpcline.AppendStripped(dst, line, &v.line), nil
 	}
@@ -201,11 +274,11 @@ func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byt
 		if e.reason == "" {
 			e.reason = stamp.ReasonBatch
 		}
-		v.record(e.reason, e.forged)
+		v.record(e.reason, e.forged, e.cost)
 		if i > 0 {
 			v.reply = append(v.reply, ',')
 		}
-		v.reply = v.policy.appendError(v.reply, v.line.Objects[i].ID, e, now)
+		v.reply = v.policy.appendError(v.reply, v.line.Objects[i].ID, e, now, v.quoteOrNil())
 	}
 	v.reply = append(v.reply, ']')
 	return dst, v.reply
@@ -227,21 +300,27 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 		}
 		method = []byte(decoded)
 	}
+	e := element{method: method, cost: v.policy.costOf(method)}
 	price, listed := v.policy.MethodPrices[string(method)]
-	if !listed {
-		price = v.policy.DefaultPrice
-	}
-	e := element{method: method, price: price}
 	switch {
-	case o.StampCount == 0 && price == 0:
-		return e
+	case listed:
+		e.price, e.least = price, price
+	case v.quoted:
+		e.price, e.least = priceUp(e.cost, v.quote.Unit), priceUp(e.cost, min(v.quote.LeastUnit, v.quote.Unit))
+	default:
+		e.price, e.least = v.policy.DefaultPrice, v.policy.DefaultPrice
+	}
+	price = e.price
+	switch {
+	case o.StampCount == 0 && e.least == 0:
+		return e // free, or free a moment ago
 	case o.StampCount == 0:
 		e.reason = stamp.ReasonMissing
 		return e
 	case o.StampCount > 1:
 		e.reason, e.detail = stamp.ReasonMalformed, "member \""+stamp.Member+"\" appears more than once"
 		return e
-	case price == 0:
+	case e.least == 0:
 		return e // free method: the stamp is removed unchecked
 	}
 	text, ok := rpcline.RawStringValue(o.Stamp)
@@ -262,7 +341,7 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 		e.reason = stamp.ReasonExpired
 	case st.Time > now+skew:
 		e.reason = stamp.ReasonFuture
-	case st.Work < price:
+	case st.Work < e.least:
 		e.reason, e.detail = stamp.ReasonInsufficient, fmt.Sprintf("stamp claims %d, method costs %d", st.Work, price)
 	}
 	if e.reason != "" {
@@ -313,7 +392,7 @@ func (v *Verifier) claim(e *element, now int64) stamp.Reason {
 // id null, for a refusal that concerns the connection rather than one
 // request: a read timeout, a connection limit, an internal failure.
 func (p *Policy) ConnectionError(r stamp.Reason, detail string) []byte {
-	return p.appendError(nil, nil, &element{reason: r, detail: detail}, p.now().Unix())
+	return p.appendError(nil, nil, &element{reason: r, detail: detail}, p.now().Unix(), nil)
 }
 
 // maxEcho is the most bytes of a client's method name or of a detail that
@@ -334,8 +413,8 @@ func truncate(s string) string {
 }
 
 // appendError appends a JSON-RPC error response for a refused request.
-func (p *Policy) appendError(dst, id []byte, e *element, now int64) []byte {
-	data, err := json.Marshal(stamp.Rejection{
+func (p *Policy) appendError(dst, id []byte, e *element, now int64, q *Quote) []byte {
+	r := stamp.Rejection{
 		Reason:   e.reason,
 		Detail:   truncate(e.detail),
 		Method:   truncate(string(e.method)),
@@ -345,7 +424,11 @@ func (p *Policy) appendError(dst, id []byte, e *element, now int64) []byte {
 		Window:   int64(p.Window / time.Second),
 		Skew:     int64(p.Skew / time.Second),
 		Version:  stamp.Version,
-	})
+	}
+	if q != nil {
+		r.Unit, r.Level, r.NextFall = q.Unit, q.Level, q.NextFall
+	}
+	data, err := json.Marshal(r)
 	if err != nil { // cannot happen: every field is plainly encodable
 		data = []byte("{}")
 	}
