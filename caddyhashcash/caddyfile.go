@@ -31,6 +31,17 @@ import (
 //		max_conns_per_prefix <int>
 //		ipv4_prefix     <bits>
 //		ipv6_prefix     <bits>
+//		network_budget  <cost units per second>
+//		network_burst   <cost units>
+//		price_step      <work>
+//		price_factor    <number>
+//		max_price       <work>
+//		price_tick      <duration>
+//		calm_ticks      <int>
+//		price_tolerance <duration>
+//		max_networks    <int>
+//		refused_weight  <fraction>
+//		max_in_flight   <int>
 //	}
 //
 // <work> is a number of expected SHA-256 attempts: 131072, 128k, 1.5M,
@@ -63,12 +74,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			d.NextArg()
 			h.Resource = d.Val()
-		case "price":
+		case "price", "price_step", "max_price":
 			w, err := parseWorkArgs(d, wrapper, optionName)
 			if err != nil {
 				return err
 			}
-			h.Price = &w
+			*map[string]**stamp.Work{
+				"price":      &h.Price,
+				"price_step": &h.PriceStep,
+				"max_price":  &h.MaxPrice,
+			}[optionName] = &w
 		case "method_price":
 			if d.CountRemainingArgs() < 2 {
 				return d.ArgErr()
@@ -86,7 +101,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("duplicate %s option '%s %s'", wrapper, optionName, method)
 			}
 			h.MethodPrices[method] = w
-		case "window", "max_skew", "read_timeout", "idle_timeout", "write_timeout", "rejection_cooldown":
+		case "window", "max_skew", "read_timeout", "idle_timeout", "write_timeout", "rejection_cooldown",
+			"price_tick", "price_tolerance":
 			if d.CountRemainingArgs() != 1 {
 				return d.ArgErr()
 			}
@@ -102,19 +118,27 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				"idle_timeout":       &h.IdleTimeout,
 				"write_timeout":      &h.WriteTimeout,
 				"rejection_cooldown": &h.RejectionCooldown,
+				"price_tick":         &h.PriceTick,
+				"price_tolerance":    &h.PriceTolerance,
 			}[optionName] = caddy.Duration(dur)
-		case "refusal_rate":
+		case "refusal_rate", "network_budget", "network_burst", "price_factor", "refused_weight":
 			if d.CountRemainingArgs() != 1 {
 				return d.ArgErr()
 			}
 			d.NextArg()
-			rate, err := strconv.ParseFloat(d.Val(), 64)
+			val, err := strconv.ParseFloat(d.Val(), 64)
 			if err != nil {
 				return d.Errf("parsing %s option '%s': %v", wrapper, optionName, err)
 			}
-			h.RefusalRate = rate
+			*map[string]*float64{
+				"refusal_rate":   &h.RefusalRate,
+				"network_budget": &h.NetworkBudget,
+				"network_burst":  &h.NetworkBurst,
+				"price_factor":   &h.PriceFactor,
+				"refused_weight": &h.RefusedWeight,
+			}[optionName] = val
 		case "max_line_bytes", "max_rejections", "replay_capacity", "refusal_burst", "max_batch",
-			"max_conns_per_prefix", "ipv4_prefix", "ipv6_prefix":
+			"max_conns_per_prefix", "ipv4_prefix", "ipv6_prefix", "calm_ticks", "max_networks", "max_in_flight":
 			if d.CountRemainingArgs() != 1 {
 				return d.ArgErr()
 			}
@@ -132,6 +156,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				"max_conns_per_prefix": &h.MaxConnsPerPrefix,
 				"ipv4_prefix":          &h.IPv4Prefix,
 				"ipv6_prefix":          &h.IPv6Prefix,
+				"calm_ticks":           &h.CalmTicks,
+				"max_networks":         &h.MaxNetworks,
+				"max_in_flight":        &h.MaxInFlight,
 			}[optionName] = val
 		default:
 			return d.Errf("unrecognized %s option '%s'", wrapper, optionName)

@@ -1,6 +1,7 @@
 package caddyhashcash
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,7 @@ type filterConn struct {
 	replies  *replyWriter
 	deadline readDeadline
 	budget   refusalBudget
+	pricing  *connPricing // nil while the handler's prices are fixed
 
 	// Used only by the goroutine that calls Read.
 	out        []byte // accepted bytes not yet returned by Read
@@ -54,7 +56,7 @@ type filterConn struct {
 // newFilterConn wraps cx. Bytes that matchers prefetched are taken into the
 // filter now: cx.Wrap would otherwise hand them to the next handler as they
 // are.
-func newFilterConn(cx *layer4.Connection, env *connEnv) (*filterConn, error) {
+func newFilterConn(cx *layer4.Connection, env *connEnv, prices *connPricing) (*filterConn, error) {
 	s := &env.settings
 	c := &filterConn{
 		Conn:     cx,
@@ -63,12 +65,16 @@ func newFilterConn(cx *layer4.Connection, env *connEnv) (*filterConn, error) {
 		framer:   newLineFramer(s.maxLineBytes),
 		deadline: readDeadline{readTimeout: s.readTimeout, idleTimeout: s.idleTimeout},
 		budget:   newRefusalBudget(s.refusalRate, s.refusalBurst),
+		pricing:  prices,
 	}
 	if c.ctx == nil {
 		c.ctx = context.Background()
 	}
 	c.replies = &replyWriter{conn: cx, timeout: s.writeTimeout, limit: s.maxPendingReplies, onTimeout: c.writeTimedOut}
 	c.verifier = env.policy.NewVerifier(c.observe)
+	if prices != nil {
+		c.verifier.QuoteBy(prices.quote)
+	}
 	if n := len(cx.MatchingBytes()); n > 0 {
 		prefetched := make([]byte, n)
 		if _, err := io.ReadFull(cx, prefetched); err != nil {
@@ -93,8 +99,14 @@ func (c *filterConn) Read(p []byte) (int, error) {
 }
 
 // Write passes bytes from the server to the client, with queued error
-// lines at line boundaries.
-func (c *filterConn) Write(p []byte) (int, error) { return c.replies.Write(p) }
+// lines at line boundaries. While the server's load sets prices, its lines
+// count as answers to the requests in flight.
+func (c *filterConn) Write(p []byte) (int, error) {
+	if c.pricing != nil && c.pricing.pressure {
+		c.pricing.answered(bytes.Count(p, []byte{'\n'}))
+	}
+	return c.replies.Write(p)
+}
 
 // awaitFirstRequest reads until the client has sent an accepted request,
 // answering refused lines meanwhile, and reports whether it did; false
@@ -339,6 +351,9 @@ func (c *filterConn) observe(v verify.Verdict) {
 	c.env.metrics.observe(v.Reason)
 	if v.Strike {
 		c.strikes++
+	}
+	if c.pricing != nil {
+		c.pricing.spent(v)
 	}
 }
 

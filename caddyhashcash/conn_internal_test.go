@@ -111,7 +111,7 @@ func filterStream(t testing.TB, env *connEnv, chunks [][]byte) (forwarded, answe
 
 func filterConnStream(t testing.TB, env *connEnv, client *scriptedConn) (forwarded, answered []byte, end error) {
 	t.Helper()
-	fc, err := newFilterConn(layer4.WrapConnection(client, nil, zap.NewNop()), env)
+	fc, err := newFilterConn(layer4.WrapConnection(client, nil, zap.NewNop()), env, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestPauseEndsWhenTheConfigIsUnloaded(t *testing.T) {
 				ctx, cancel := context.WithCancel(cx.Context)
 				defer cancel()
 				cx.Context = ctx
-				fc, err := newFilterConn(cx, env)
+				fc, err := newFilterConn(cx, env, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -463,7 +463,7 @@ func TestHeldBackLinesAreHandledBeforeReading(t *testing.T) {
 	})
 	server, client := net.Pipe()
 	defer client.Close()
-	fc, err := newFilterConn(layer4.WrapConnection(server, nil, zap.NewNop()), env)
+	fc, err := newFilterConn(layer4.WrapConnection(server, nil, zap.NewNop()), env, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/pricing"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
@@ -148,12 +149,69 @@ type Handler struct {
 	// before RefusalRate paces it. Default: 64.
 	RefusalBurst int `json:"refusal_burst,omitempty"`
 
+	// NetworkBudget makes prices move: it is how many cost units a second
+	// (a request of relative cost 1.0 is one unit, see MethodCosts) one
+	// client network (see IPv4Prefix) may spend at the calm price, Price.
+	// A network that spends more, refused requests counting RefusedWeight
+	// of their cost, sees its price level rise one PriceTick at a time
+	// until it is back within budget, and fall again after CalmTicks ticks
+	// within it; other networks' prices do not move. 0 keeps every price
+	// fixed at Price. Default: 0.
+	NetworkBudget float64 `json:"network_budget,omitempty"`
+
+	// NetworkBurst is how many cost units a network may spend at once
+	// before NetworkBudget limits it. Default: 10 × network_budget.
+	NetworkBurst float64 `json:"network_burst,omitempty"`
+
+	// PriceStep is the price of a cost-1.0 request at level 1, the first
+	// level above calm; each level above multiplies it by PriceFactor.
+	// Same syntax as Price. Default: 2 × price, or 16384 if price is 0.
+	PriceStep *stamp.Work `json:"price_step,omitempty"`
+
+	// PriceFactor multiplies the price at each level above the first.
+	// Default: 2.
+	PriceFactor float64 `json:"price_factor,omitempty"`
+
+	// MaxPrice bounds the price of a cost-1.0 request at any level.
+	// Default: 2^26 (about 6 seconds of one core).
+	MaxPrice *stamp.Work `json:"max_price,omitempty"`
+
+	// PriceTick is how often price levels move. Default: 1s.
+	PriceTick caddy.Duration `json:"price_tick,omitempty"`
+
+	// CalmTicks is how many ticks in a row a network must stay within its
+	// budget before its level falls by one. Default: 5.
+	CalmTicks int `json:"calm_ticks,omitempty"`
+
+	// PriceTolerance is how long after a rise a stamp minted for the price
+	// before it is still accepted, so that a stamp in flight during a rise
+	// is not refused. Default: 10s.
+	PriceTolerance caddy.Duration `json:"price_tolerance,omitempty"`
+
+	// MaxNetworks is how many client networks the price levels are kept
+	// for; beyond it the coldest are dropped first, and a dropped network
+	// starts again at calm. Default: 100000.
+	MaxNetworks int `json:"max_networks,omitempty"`
+
+	// RefusedWeight is the fraction of a refused request's cost that
+	// counts toward its network's budget, so that spraying refused lines
+	// is not free. Default: 0.25.
+	RefusedWeight float64 `json:"refused_weight,omitempty"`
+
+	// MaxInFlight raises every network's price one level a tick while more
+	// requests than this have been forwarded to the Electrum server and not
+	// yet answered, across all connections: the server's own load, which a
+	// flood from many networks, each within its budget, raises. The level
+	// falls again once it is at half of this for CalmTicks ticks. 0
+	// disables it. Needs network_budget. Default: 0.
+	MaxInFlight int `json:"max_in_flight,omitempty"`
+
 	// IPv4Prefix is the prefix length that groups IPv4 clients for
-	// MaxConnsPerPrefix, 1 to 32. Default: 24.
+	// MaxConnsPerPrefix and for prices, 1 to 32. Default: 24.
 	IPv4Prefix int `json:"ipv4_prefix,omitempty"`
 
 	// IPv6Prefix is the prefix length that groups IPv6 clients for
-	// MaxConnsPerPrefix, 1 to 128. Default: 48.
+	// MaxConnsPerPrefix and for prices, 1 to 128. Default: 48.
 	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
 
 	state  *resourceState
@@ -179,22 +237,38 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.applyDefaults(); err != nil {
 		return err
 	}
+	var prices *pricing.Config
+	if h.adaptive() {
+		c, err := h.pricingConfig()
+		if err != nil {
+			return err
+		}
+		prices = &c
+	}
 	state, err := loadResourceState(h.Resource, h.ReplayCapacity, time.Duration(h.Window))
 	if err != nil {
 		return fmt.Errorf("hashcash: shared state of resource %q: %w", h.Resource, err)
 	}
 	h.state = state
+	policy := &verify.Policy{
+		Resource:     h.Resource,
+		DefaultPrice: uint64(*h.Price),
+		MethodPrices: methodPrices(*h.Price, h.MethodPrices),
+		Window:       time.Duration(h.Window),
+		Skew:         time.Duration(h.MaxSkew),
+		Store:        state.stamps,
+		MaxBatch:     h.MaxBatch,
+	}
+	if prices != nil {
+		// Only method_prices are fixed; every other method costs its
+		// relative cost times the unit price its network's level sets.
+		policy.MethodPrices = overridePrices(h.MethodPrices)
+		policy.Costs = MethodCosts()
+	}
+	state.configurePrices(prices, h.logger)
 	h.env = connEnv{
 		settings: h.resolveSettings(),
-		policy: &verify.Policy{
-			Resource:     h.Resource,
-			DefaultPrice: uint64(*h.Price),
-			MethodPrices: methodPrices(*h.Price, h.MethodPrices),
-			Window:       time.Duration(h.Window),
-			Skew:         time.Duration(h.MaxSkew),
-			Store:        state.stamps,
-			MaxBatch:     h.MaxBatch,
-		},
+		policy:   policy,
 		metrics:  newHandlerMetrics(ctx.GetMetricsRegistry(), h.Resource),
 		logger:   h.logger,
 		unloaded: ctx.Done(),
@@ -253,6 +327,12 @@ func (h *Handler) applyDefaults() error {
 		return fmt.Errorf("hashcash: option ipv4_prefix: %d is not in 1..32", h.IPv4Prefix)
 	case h.IPv6Prefix < 1 || h.IPv6Prefix > 128:
 		return fmt.Errorf("hashcash: option ipv6_prefix: %d is not in 1..128", h.IPv6Prefix)
+	case h.NetworkBudget < 0:
+		return fmt.Errorf("hashcash: option network_budget: %v is negative", h.NetworkBudget)
+	case h.MaxInFlight < 0:
+		return fmt.Errorf("hashcash: option max_in_flight: %d is negative", h.MaxInFlight)
+	case h.MaxInFlight > 0 && !h.adaptive():
+		return fmt.Errorf("hashcash: option max_in_flight needs network_budget: prices move only when network_budget is set")
 	}
 	return nil
 }
@@ -279,6 +359,7 @@ func (h *Handler) Cleanup() error {
 // request never causes a connection to the upstream.
 func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
 	var fc *filterConn
+	var network netip.Prefix // zero for an address without an IP: one network
 	if addr, ok := connlimit.AddrOf(cx.RemoteAddr()); ok {
 		prefix, open, admitted := h.state.conns.Acquire(addr, h.env.settings.prefixRule)
 		if !admitted {
@@ -286,9 +367,15 @@ func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
 			return nil
 		}
 		defer func() { h.releaseSlot(prefix, fc) }()
+		network = prefix
+	}
+	var prices *connPricing
+	if h.adaptive() {
+		prices = &connPricing{state: h.state, calm: uint64(*h.Price), prefix: network, pressure: h.MaxInFlight > 0}
+		defer prices.ended()
 	}
 	var err error
-	if fc, err = newFilterConn(cx, &h.env); err != nil {
+	if fc, err = newFilterConn(cx, &h.env, prices); err != nil {
 		return err
 	}
 	if !fc.awaitFirstRequest() {

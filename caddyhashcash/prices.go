@@ -49,6 +49,15 @@ func MethodCosts() map[string]float64 {
 	}
 }
 
+// overridePrices returns the method_prices option as a price table.
+func overridePrices(overrides map[string]stamp.Work) map[string]uint64 {
+	prices := make(map[string]uint64, len(overrides))
+	for method, w := range overrides {
+		prices[method] = uint64(w)
+	}
+	return prices
+}
+
 // methodPrices builds the per-method price table from MethodCosts scaled by
 // price, with overrides taking precedence.
 func methodPrices(price stamp.Work, overrides map[string]stamp.Work) map[string]uint64 {

@@ -2,11 +2,15 @@ package caddyhashcash
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"go.uber.org/zap"
+
 	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/pricing"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 )
 
@@ -16,13 +20,22 @@ import (
 var resourceStates = caddy.NewUsagePool()
 
 // resourceState is what the handlers of one resource share across reloads:
-// the replay store, with a janitor that sweeps its expired stamps, and the
+// the replay store, with a janitor that sweeps its expired stamps, the
 // per-prefix connection counts, which must carry over a reload as the
-// connections they count do. A reload re-configures it (see load).
+// connections they count do, and the price level of each client network.
+// A reload re-configures it (see loadResourceState).
 type resourceState struct {
 	stamps   *replay.Memory
 	conns    *connlimit.Limiter
 	resource string
+
+	// prices holds the networks' price levels while prices move (nil while
+	// they are fixed); tickPrices moves them and keeps snapshot for the
+	// metrics, logging with the newest handler's logger.
+	prices   atomic.Pointer[pricing.Networks]
+	snapshot atomic.Pointer[pricing.Snapshot]
+	logger   atomic.Pointer[zap.Logger]
+	retick   chan struct{} // prices were configured: tick at their pace
 
 	sweepEvery chan time.Duration // a new sweep interval for the janitor
 	stop       chan struct{}
@@ -42,9 +55,11 @@ func loadResourceState(resource string, capacity int, window time.Duration) (*re
 			conns:      connlimit.New(),
 			resource:   resource,
 			sweepEvery: make(chan time.Duration, 1),
+			retick:     make(chan struct{}, 1),
 			stop:       make(chan struct{}),
 		}
 		s.done.Go(func() { s.sweep(interval) })
+		s.done.Go(s.tickPrices)
 		return s, nil
 	})
 	if err != nil {
@@ -60,6 +75,30 @@ func loadResourceState(resource string, capacity int, window time.Duration) (*re
 		s.sweepEvery <- interval
 	}
 	return s, nil
+}
+
+// configurePrices makes the state's prices move by c, keeping the levels
+// its networks have reached, or, with c nil, fixes them (levels are
+// dropped). logger is the newest handler's.
+func (s *resourceState) configurePrices(c *pricing.Config, logger *zap.Logger) {
+	s.logger.Store(logger)
+	defer func() {
+		select {
+		case s.retick <- struct{}{}:
+		default: // a retick is pending already
+		}
+	}()
+	if c == nil {
+		s.prices.Store(nil)
+		return
+	}
+	if n := s.prices.Load(); n != nil {
+		n.Configure(*c)
+		return
+	}
+	if !s.prices.CompareAndSwap(nil, pricing.NewNetworks(*c)) {
+		s.prices.Load().Configure(*c) // another handler got there first
+	}
 }
 
 // sweep drops expired stamps every interval until the state is destroyed.

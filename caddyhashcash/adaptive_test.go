@@ -1,0 +1,137 @@
+package caddyhashcash_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
+)
+
+// adaptiveOptions: free while calm, a budget of 5 cost units a second and
+// a burst of 5 per network, levels moving every 100ms from 16 up to 4096.
+const adaptiveOptions = `"price":0,"network_budget":5,"network_burst":5,"price_step":16,"max_price":4096,` +
+	`"price_tick":"100ms","calm_ticks":2,"price_tolerance":"1s","ipv4_prefix":32,"max_rejections":-1,"refusal_rate":-1`
+
+// call sends an unstamped server.banner (cost 0.5) and returns the
+// refusal's data, or nil if it was answered by the upstream.
+func (c *client) call(id int) *stamp.Rejection {
+	c.t.Helper()
+	c.send(fmt.Sprintf(`{"jsonrpc":"2.0","method":"server.banner","id":%d}`+"\n", id))
+	r := parseResponse(c.t, c.readLine())
+	if r.Error == nil {
+		return nil
+	}
+	return &r.Error.Data
+}
+
+// TestFloodingNetworkPaysAloneAndCalmsDown: a network that floods a free
+// server sees its price rise level by level, every refusal telling it the
+// price, the level and when the level may fall; another network is not
+// touched and keeps working without stamps; once the flood stops, the
+// flooder's price falls back to free.
+func TestFloodingNetworkPaysAloneAndCalmsDown(t *testing.T) {
+	addr, up := setup(t, adaptiveOptions)
+	flooder := dialFrom(t, addr, "127.0.0.2")
+	honest := dialFrom(t, addr, "127.0.0.3")
+
+	// The flooder sends unstamped requests as fast as it is answered; the
+	// other network, one every 300ms (1.7 cost units/s, within budget).
+	id, accepted, freeAboveOne, highest := 0, 0, 0, 0
+	var last *stamp.Rejection
+	lastHonest := time.Now()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && highest < 4; {
+		id++
+		r := flooder.call(id)
+		switch {
+		case r == nil && highest >= 2:
+			freeAboveOne++ // from level 2, no stamp was free a moment ago
+		case r == nil:
+			accepted++
+		case r.Reason != stamp.ReasonMissing:
+			t.Fatalf("flood refused for %s, want missing: %+v", r.Reason, r)
+		case r.Level < highest:
+			t.Fatalf("the flooder's level fell from %d to %d during the flood", highest, r.Level)
+		default:
+			highest, last = r.Level, r
+		}
+		if time.Since(lastHonest) > 300*time.Millisecond {
+			lastHonest = time.Now()
+			if hr := honest.call(100000 + id); hr != nil {
+				t.Fatalf("the other network was refused during the flood: %+v", hr)
+			}
+		}
+	}
+	if highest < 4 {
+		t.Fatalf("after %d requests the flooder's level is %d, want it to reach 4", id, highest)
+	}
+	if freeAboveOne > 0 {
+		t.Fatalf("%d unstamped flood requests were let through at level 2 or above", freeAboveOne)
+	}
+	if want := uint64(16 << (highest - 1)); last.Unit != want || last.Price != want/2 {
+		t.Fatalf("level %d: unit %d, price %d; want unit %d and server.banner (cost 0.5) at %d", highest, last.Unit, last.Price, want, want/2)
+	}
+	if last.NextFall <= time.Now().Unix()-1 {
+		t.Fatalf("next_fall %d is not in the future", last.NextFall)
+	}
+	t.Logf("level %d after %d requests, %d of them free while calm or just after the first rise", highest, id, accepted)
+
+	// A stamp for the quoted price is accepted.
+	flooder.send(mintLine(t, fmt.Sprintf(`{"jsonrpc":"2.0","method":"server.banner","id":%d}`, id+1), resource, last.Price, time.Now()) + "\n")
+	if r := parseResponse(t, flooder.readLine()); r.Error != nil && r.Error.Data.Reason != stamp.ReasonMissing {
+		// A rise since the last refusal is within price_tolerance.
+		t.Fatalf("a stamp for the quoted price was refused: %+v", r.Error)
+	}
+
+	// The flood stops: the level falls back to calm, and requests are free.
+	testsupport.WaitFor(t, "the flooder's price to fall back to free", func() bool {
+		time.Sleep(200 * time.Millisecond) // one request in two ticks: within budget
+		id++
+		return flooder.call(id) == nil
+	})
+	if n := strings.Count(string(up.Received()), "\n"); n < accepted+1 {
+		t.Fatalf("upstream received %d lines, want at least the %d accepted", n, accepted+1)
+	}
+}
+
+// TestReloadKeepsLevelsAndRepricesOpenConnections: a reload that changes
+// the price options keeps each network's level, and a connection opened
+// before it pays the new prices.
+func TestReloadKeepsLevelsAndRepricesOpenConnections(t *testing.T) {
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{})
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
+	config := func(step int) string {
+		return caddytest.Layer4Config(addr, []string{
+			hashcashHandler(strings.Replace(adaptiveOptions, `"price_step":16`, fmt.Sprintf(`"price_step":%d`, step), 1)),
+			caddytest.ProxyHandler(up.Addr)}, "")
+	}
+	caddytest.Start(t, config(16), addr)
+	flooder := dialFrom(t, addr, "127.0.0.2")
+	id, level := 0, 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && level < 2; {
+		id++
+		if r := flooder.call(id); r != nil {
+			level = r.Level
+		}
+	}
+	if level < 2 {
+		t.Fatalf("the flooder's level is %d, want 2", level)
+	}
+
+	if err := caddy.Load([]byte(config(64)), true); err != nil {
+		t.Fatalf("reloading with price_step 64: %v", err)
+	}
+	id++
+	r := flooder.call(id)
+	if r == nil || r.Level < level {
+		t.Fatalf("after the reload the open connection got %+v, want its level %d kept", r, level)
+	}
+	if want := uint64(64 << (r.Level - 1)); r.Unit != want {
+		t.Fatalf("after the reload the open connection is quoted unit %d at level %d, want the new step's %d", r.Unit, r.Level, want)
+	}
+}
