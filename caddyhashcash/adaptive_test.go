@@ -1,7 +1,9 @@
 package caddyhashcash_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +38,12 @@ func (c *client) call(id int) *stamp.Rejection {
 // touched and keeps working without stamps; once the flood stops, the
 // flooder's price falls back to free.
 func TestFloodingNetworkPaysAloneAndCalmsDown(t *testing.T) {
-	addr, up := setup(t, adaptiveOptions)
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{})
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
+	admin := testsupport.FreeAddr(t, "127.0.0.1")
+	config := strings.Replace(caddytest.Layer4Config(addr, []string{hashcashHandler(adaptiveOptions), caddytest.ProxyHandler(up.Addr)}, ""),
+		`"admin":{"disabled":true}`, `"admin":{"listen":"`+admin+`"}`, 1)
+	caddytest.Start(t, config, addr)
 	flooder := dialFrom(t, addr, "127.0.0.2")
 	honest := dialFrom(t, addr, "127.0.0.3")
 
@@ -81,6 +88,18 @@ func TestFloodingNetworkPaysAloneAndCalmsDown(t *testing.T) {
 	}
 	t.Logf("level %d after %d requests, %d of them free while calm or just after the first rise", highest, id, accepted)
 
+	// The operator sees who pays what: in the metrics and the admin API,
+	// as of the last price tick.
+	testsupport.WaitFor(t, "the metrics to show the flooder's level", func() bool {
+		return gauge(t, "caddy_layer4_hashcash_price_highest_level") >= 3 &&
+			gauge(t, "caddy_layer4_hashcash_price_networks_above_calm") == 1
+	})
+	report := adminPrices(t, admin)[resource]
+	if len(report.Networks) != 1 || report.Networks[0].Prefix != "127.0.0.2/32" || report.Networks[0].Level < 3 ||
+		report.Networks[0].Unit != 16<<(report.Networks[0].Effective-1) || report.Networks[0].Spending <= 0 {
+		t.Fatalf("admin API reports %+v, want only 127.0.0.2/32 above calm, spending", report)
+	}
+
 	// A stamp for the quoted price is accepted.
 	flooder.send(mintLine(t, fmt.Sprintf(`{"jsonrpc":"2.0","method":"server.banner","id":%d}`, id+1), resource, last.Price, time.Now()) + "\n")
 	if r := parseResponse(t, flooder.readLine()); r.Error != nil && r.Error.Data.Reason != stamp.ReasonMissing {
@@ -93,6 +112,9 @@ func TestFloodingNetworkPaysAloneAndCalmsDown(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // one request in two ticks: within budget
 		id++
 		return flooder.call(id) == nil
+	})
+	testsupport.WaitFor(t, "the admin API to show every network calm", func() bool {
+		return len(adminPrices(t, admin)[resource].Networks) == 0
 	})
 	if n := strings.Count(string(up.Received()), "\n"); n < accepted+1 {
 		t.Fatalf("upstream received %d lines, want at least the %d accepted", n, accepted+1)
@@ -134,4 +156,57 @@ func TestReloadKeepsLevelsAndRepricesOpenConnections(t *testing.T) {
 	if want := uint64(64 << (r.Level - 1)); r.Unit != want {
 		t.Fatalf("after the reload the open connection is quoted unit %d at level %d, want the new step's %d", r.Unit, r.Level, want)
 	}
+}
+
+// gauge returns the value of the gauge name for the test resource, from
+// the running config's registry.
+func gauge(t testing.TB, name string) float64 {
+	t.Helper()
+	ctx := caddy.ActiveContext()
+	families, err := ctx.GetMetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "resource" && l.GetValue() == resource {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no gauge %s for %s", name, resource)
+	return 0
+}
+
+// adminReport is one resource's entry in GET /hashcash/prices.
+type adminReport struct {
+	GlobalLevel int `json:"global_level"`
+	Networks    []struct {
+		Prefix    string  `json:"prefix"`
+		Level     int     `json:"level"`
+		Effective int     `json:"effective_level"`
+		Unit      uint64  `json:"unit"`
+		Spending  float64 `json:"spending_per_second"`
+	} `json:"networks_above_calm"`
+}
+
+// adminPrices returns GET /hashcash/prices from caddy's admin endpoint.
+func adminPrices(t testing.TB, admin string) map[string]adminReport {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + admin + "/hashcash/prices")
+	if err != nil {
+		t.Fatalf("admin API: %v", err)
+	}
+	defer resp.Body.Close()
+	var out map[string]adminReport
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin API answered %s: %v", resp.Status, err)
+	}
+	return out
 }

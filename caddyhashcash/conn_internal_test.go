@@ -92,7 +92,7 @@ func testEnv(t testing.TB, price uint64, store replay.Store, options func(*Handl
 			Store:        store,
 			Now:          func() time.Time { return testClock },
 		},
-		metrics: newHandlerMetrics(nil, testResource),
+		metrics: newHandlerMetrics(nil, testResource, nil),
 		logger:  zap.NewNop(),
 	}
 }

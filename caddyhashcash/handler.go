@@ -160,7 +160,9 @@ type Handler struct {
 	NetworkBudget float64 `json:"network_budget,omitempty"`
 
 	// NetworkBurst is how many cost units a network may spend at once
-	// before NetworkBudget limits it. Default: 10 × network_budget.
+	// before NetworkBudget limits it: a fresh wallet's sync is about 50
+	// units, one with 100 transactions about 250. Default: 25 ×
+	// network_budget.
 	NetworkBurst float64 `json:"network_burst,omitempty"`
 
 	// PriceStep is the price of a cost-1.0 request at level 1, the first
@@ -185,7 +187,8 @@ type Handler struct {
 
 	// PriceTolerance is how long after a rise a stamp minted for the price
 	// before it is still accepted, so that a stamp in flight during a rise
-	// is not refused. Default: 10s.
+	// is not refused. A negative value accepts only the current price.
+	// Default: 10s.
 	PriceTolerance caddy.Duration `json:"price_tolerance,omitempty"`
 
 	// MaxNetworks is how many client networks the price levels are kept
@@ -195,7 +198,8 @@ type Handler struct {
 
 	// RefusedWeight is the fraction of a refused request's cost that
 	// counts toward its network's budget, so that spraying refused lines
-	// is not free. Default: 0.25.
+	// is not free; at most 1. A negative value counts refused requests for
+	// nothing. Default: 0.25.
 	RefusedWeight float64 `json:"refused_weight,omitempty"`
 
 	// MaxInFlight raises every network's price one level a tick while more
@@ -269,7 +273,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.env = connEnv{
 		settings: h.resolveSettings(),
 		policy:   policy,
-		metrics:  newHandlerMetrics(ctx.GetMetricsRegistry(), h.Resource),
+		metrics:  newHandlerMetrics(ctx.GetMetricsRegistry(), h.Resource, state),
 		logger:   h.logger,
 		unloaded: ctx.Done(),
 	}
@@ -423,4 +427,5 @@ var (
 	_ caddy.CleanerUpper    = (*Handler)(nil)
 	_ layer4.NextHandler    = (*Handler)(nil)
 	_ caddy.Destructor      = (*resourceState)(nil)
+	_ caddy.AdminRouter     = AdminPrices{}
 )

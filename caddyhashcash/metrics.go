@@ -43,7 +43,7 @@ func registerOrExisting[C prometheus.Collector](reg *prometheus.Registry, c C) C
 	return c
 }
 
-func newHandlerMetrics(reg *prometheus.Registry, resource string) *handlerMetrics {
+func newHandlerMetrics(reg *prometheus.Registry, resource string, state *resourceState) *handlerMetrics {
 	const ns, sub = "caddy", "layer4_hashcash"
 	requests := registerOrExisting(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns,
@@ -62,6 +62,9 @@ func newHandlerMetrics(reg *prometheus.Registry, resource string) *handlerMetric
 		requests: requests,
 		accepted: requests.WithLabelValues(resource, "accepted"),
 		closed:   make(map[string]prometheus.Counter),
+	}
+	if state != nil {
+		registerPriceGauges(reg, resource, state)
 	}
 	for _, reason := range []string{closedRejections, closedReadTimeout, closedIdleTimeout,
 		closedWriteTimeout, closedConnectionLimit, closedInternal} {
@@ -83,4 +86,33 @@ func (m *handlerMetrics) observe(r stamp.Reason) {
 		return
 	}
 	m.requests.WithLabelValues(m.resource, string(r)).Inc()
+}
+
+// registerPriceGauges exports the state's price levels, as of the last
+// price tick; all are 0 while prices are fixed.
+func registerPriceGauges(reg *prometheus.Registry, resource string, state *resourceState) {
+	gauge := func(name, help string, value func(*priceSnapshot) float64) {
+		registerOrExisting(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace:   "caddy",
+			Subsystem:   "layer4_hashcash",
+			Name:        name,
+			Help:        help,
+			ConstLabels: prometheus.Labels{"resource": resource},
+		}, func() float64 {
+			if snap := state.snapshot.Load(); snap != nil {
+				return value(snap)
+			}
+			return 0
+		}))
+	}
+	gauge("price_global_level", "The price level every client network pays at least, raised by the Electrum server's load (max_in_flight).",
+		func(s *priceSnapshot) float64 { return float64(s.GlobalLevel) })
+	gauge("price_networks_above_calm", "Client networks whose own price level is above calm.",
+		func(s *priceSnapshot) float64 { return float64(len(s.Networks)) })
+	gauge("price_highest_level", "The highest price level of any client network (0: all calm).",
+		func(s *priceSnapshot) float64 { return float64(s.Highest) })
+	gauge("price_networks_tracked", "Client networks with a price meter (at most max_networks).",
+		func(s *priceSnapshot) float64 { return float64(s.Tracked) })
+	gauge("requests_in_flight", "Requests forwarded to the Electrum server and not yet answered, the pressure signal (counted while max_in_flight is set).",
+		func(s *priceSnapshot) float64 { return float64(s.InFlight) })
 }

@@ -41,7 +41,7 @@ func (h *Handler) pricingConfig() (pricing.Config, error) {
 		c.MaxUnit = uint64(*h.MaxPrice)
 	}
 	if c.Burst == 0 {
-		c.Burst = 10 * c.Budget
+		c.Burst = 25 * c.Budget
 	}
 	c = c.WithDefaults()
 	if c.MaxUnit < c.StepUnit && h.MaxPrice == nil {
@@ -149,8 +149,7 @@ func (s *resourceState) tickPrices() {
 				continue
 			}
 			logChanges(s.logger.Load(), n.Tick(now))
-			snap := n.Snapshot(now)
-			s.snapshot.Store(&snap)
+			s.snapshot.Store(&priceSnapshot{Snapshot: n.Snapshot(now), at: now})
 			t.Reset(n.Config().Tick)
 		}
 	}

@@ -33,7 +33,7 @@ type resourceState struct {
 	// they are fixed); tickPrices moves them and keeps snapshot for the
 	// metrics, logging with the newest handler's logger.
 	prices   atomic.Pointer[pricing.Networks]
-	snapshot atomic.Pointer[pricing.Snapshot]
+	snapshot atomic.Pointer[priceSnapshot]
 	logger   atomic.Pointer[zap.Logger]
 	retick   chan struct{} // prices were configured: tick at their pace
 
@@ -75,6 +75,12 @@ func loadResourceState(resource string, capacity int, window time.Duration) (*re
 		s.sweepEvery <- interval
 	}
 	return s, nil
+}
+
+// priceSnapshot is the state of the prices at a price tick.
+type priceSnapshot struct {
+	pricing.Snapshot
+	at time.Time
 }
 
 // configurePrices makes the state's prices move by c, keeping the levels
