@@ -36,8 +36,12 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stderr, nil))
 }
 
-// workFlag is a flag taking stamp.ParseWork text.
-type workFlag struct{ w *uint64 }
+// workFlag is a flag taking stamp.ParseWork text; 0 only if zero is set,
+// which it then sets.
+type workFlag struct {
+	w    *uint64
+	zero *bool
+}
 
 func (f workFlag) String() string {
 	if f.w == nil {
@@ -59,8 +63,14 @@ func (f workFlag) Set(s string) error {
 	if err != nil {
 		return err
 	}
-	if w == 0 {
+	if w == 0 && f.zero == nil {
 		return errors.New("work must be at least 1")
+	}
+	if f.zero != nil {
+		*f.zero = w == 0
+	}
+	if w == 0 {
+		return nil
 	}
 	*f.w = uint64(w)
 	return nil
@@ -123,8 +133,8 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.tls.Insecure, "tls-insecure", false, "do not verify the server's certificate at all (for tests only); implies --tls")
 	fs.StringVar(&o.tls.ServerName, "tls-server-name", "", "`name` to verify the server's certificate against and send in SNI (default: the server host); implies --tls")
 	fs.StringVar(&o.cfg.Resource, "resource", "", "first guess of the server's resource `name` stamps must carry (default: the server address as given); corrected from the server's refusals")
-	fs.Var(workFlag{&work}, "work", "first guess of the `work` each method costs; corrected per method from the server's refusals")
-	fs.Var(workFlag{&maxWork}, "max-work", "most `work` to spend on one stamp; requests priced higher get the server's refusal")
+	fs.Var(workFlag{&work, &o.cfg.StartFree}, "work", "first guess of the `work` each method costs; corrected per method from the server's refusals; 0: send requests without stamps until the server names a price (for a server free while calm)")
+	fs.Var(workFlag{&maxWork, nil}, "max-work", "most `work` to spend on one stamp; requests priced higher get the server's refusal")
 	fs.IntVar(&o.cfg.MaxTries, "max-tries", client.DefaultMaxTries, "how many times to send a request at most, counting the first")
 	fs.IntVar(&o.cfg.Workers, "workers", runtime.NumCPU(), "goroutines minting each stamp")
 	fs.DurationVar(&o.cfg.DialTimeout, "dial-timeout", client.DefaultDialTimeout, "bound on connecting to the server, TLS handshake included")

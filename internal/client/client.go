@@ -94,6 +94,11 @@ type Config struct {
 	// Work is the first guess of every method's price; 0 means DefaultWork.
 	// Refusals correct it per method.
 	Work uint64
+	// StartFree sends requests without stamps until a refusal names a
+	// price, for a server that is free while calm (its prices move, see
+	// the handler's network_budget); Work is then the guess for a server
+	// whose refusals name no unit price.
+	StartFree bool
 	// MaxWork is the most work the proxy spends on one stamp; 0 means
 	// DefaultMaxWork. A request whose price is above it is answered with
 	// the server's refusal.
@@ -227,7 +232,11 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.BusyDelay = DefaultBusyDelay
 	}
 	if cfg.Knowledge == nil {
-		cfg.Knowledge = NewKnowledge(cfg.Resource, cfg.Work)
+		work := cfg.Work
+		if cfg.StartFree {
+			work = 0
+		}
+		cfg.Knowledge = NewKnowledge(cfg.Resource, work)
 	}
 	log := cfg.Logger
 	if log == nil {

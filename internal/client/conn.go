@@ -281,7 +281,7 @@ func (c *conn) resend(r *request) error {
 // answers with its current price (which it may have lowered) and the
 // wallet gets the server's refusal, without the proxy spending anything.
 func (c *conn) workFor(method string) uint64 {
-	w := max(c.k.Price(method), 1)
+	w := c.k.Price(method)
 	if w > c.cfg.MaxWork {
 		return 1
 	}
@@ -293,9 +293,18 @@ func (c *conn) workFor(method string) uint64 {
 func (c *conn) stampLine(r *request) ([]byte, error) {
 	start := time.Now()
 	resource := c.k.Resource()
+	free := true
+	for _, m := range r.methods {
+		free = free && c.workFor(m) == 0
+	}
+	if free {
+		// Free now: the line goes as the wallet wrote it.
+		r.minted(resource, make([]uint64, len(r.methods)), make([]int64, len(r.methods)))
+		return append(append(make([]byte, 0, len(r.line)+1), r.line...), '\n'), nil
+	}
 	out := make([]byte, 0, len(r.line)+len(r.methods)*(stamp.MaxTextLen+8)+1)
 	out, m, err := stamp.AppendStampedFunc(c.ctx, out, r.line, func(i int) stamp.Stamp {
-		st := stamp.Stamp{Work: c.workFor(r.methods[i]), Time: c.k.ServerTime(), Resource: resource}
+		st := stamp.Stamp{Work: max(c.workFor(r.methods[i]), 1), Time: c.k.ServerTime(), Resource: resource}
 		rand.Read(st.Salt[:])
 		return st
 	}, c.cfg.Workers)
@@ -345,7 +354,10 @@ func (c *conn) stale(r *request) bool {
 	}
 	if window, skew, ok := c.k.Limits(); ok {
 		now := c.k.ServerTime()
-		for _, t := range r.times {
+		for i, t := range r.times {
+			if r.works[i] == 0 {
+				continue // sent without a stamp
+			}
 			if t < now-window+timeMargin || t > now+skew {
 				return true
 			}
@@ -586,6 +598,8 @@ func (c *conn) refused(req *request, rejs []*stamp.Rejection) bool {
 	why, busy := "", false
 	for _, r := range rejs {
 		switch {
+		case r.Reason == stamp.ReasonMissing && r.Price > 0 && req.unstamped():
+			// Sent without a stamp as free: mint at the price it names.
 		case !r.Reason.Curable():
 			why = "not curable: " + string(r.Reason)
 		case r.Reason.Priced() && r.Price > c.cfg.MaxWork:

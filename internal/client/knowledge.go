@@ -1,6 +1,7 @@
 package client
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -9,6 +10,10 @@ import (
 
 // maxLearnedMethods bounds how many per-method prices Knowledge remembers.
 const maxLearnedMethods = 1024
+
+// minProbeInterval is the least time between a refusal that names a unit
+// price and the first token stamp that asks whether it has fallen.
+const minProbeInterval = time.Second
 
 // Knowledge is what the proxy believes about one server: the work each
 // method costs, the resource name stamps must carry and how far the
@@ -24,12 +29,26 @@ type Knowledge struct {
 	defaultWork uint64
 	prices      map[string]uint64 // confirmed prices: told or accepted
 	now         func() time.Time
+
+	// On a server whose prices move, each refusal says the unit price of
+	// a cost-1.0 request for this client; a method's price is its cost
+	// (learned as price over unit) times the unit. After nextFall the unit
+	// may have fallen: the proxy then sends token stamps (work 1), whose
+	// refusals say the new unit, and whose acceptance says requests are
+	// free: then it sends none until a refusal says a price again.
+	unit     uint64             // 0 while no refusal said one
+	ratios   map[string]float64 // each method's price over unit
+	nextFall time.Time          // local time; zero if none
+	free     bool               // requests are free now
 }
 
 // NewKnowledge returns Knowledge that guesses resource and defaultWork for
 // every method until the server says otherwise.
+// A defaultWork of 0 starts free: requests go without stamps until a
+// refusal says a price, as to a server that is free while calm.
 func NewKnowledge(resource string, defaultWork uint64) *Knowledge {
-	return &Knowledge{resource: resource, defaultWork: defaultWork, prices: map[string]uint64{}, now: time.Now}
+	return &Knowledge{resource: resource, defaultWork: defaultWork, prices: map[string]uint64{},
+		ratios: map[string]float64{}, free: defaultWork == 0, now: time.Now}
 }
 
 // Confirmed reports whether the price of method is known: the server
@@ -38,7 +57,7 @@ func (k *Knowledge) Confirmed(method string) bool {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	_, ok := k.prices[method]
-	return ok
+	return ok || k.unit > 0 || k.free
 }
 
 // Confirm records that the server accepted a stamp of work for method,
@@ -46,6 +65,9 @@ func (k *Knowledge) Confirmed(method string) bool {
 func (k *Knowledge) Confirm(method string, work uint64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if work == 1 && k.unit > 0 && k.probingLocked() {
+		k.free = true // a token stamp passed: the price has fallen to nothing
+	}
 	if _, ok := k.prices[method]; !ok {
 		k.setPrice(method, work)
 	}
@@ -59,14 +81,33 @@ func (k *Knowledge) Limits() (window, skew int64, ok bool) {
 	return k.window, k.skew, k.window > 0
 }
 
-// Price returns the work a stamp for method should claim.
+// Price returns the work a stamp for method should claim; 0 means none is
+// needed.
 func (k *Knowledge) Price(method string) uint64 {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
+	switch {
+	case k.free:
+		return 0
+	case k.unit > 0 && k.probingLocked():
+		return 1 // a token stamp: its refusal tells the new price
+	case k.unit > 0:
+		ratio, ok := k.ratios[method]
+		if !ok {
+			ratio = 1 // an unknown method costs 1.0 unless the server says otherwise
+		}
+		return uint64(math.Ceil(ratio * float64(k.unit)))
+	}
 	if w, ok := k.prices[method]; ok {
 		return w
 	}
 	return k.defaultWork
+}
+
+// probingLocked reports whether the unit price may have fallen since the
+// server last said it; k.mu must be held.
+func (k *Knowledge) probingLocked() bool {
+	return !k.nextFall.IsZero() && !k.now().Before(k.nextFall)
 }
 
 func (k *Knowledge) setPrice(method string, work uint64) {
@@ -112,6 +153,22 @@ func (k *Knowledge) Learn(r *stamp.Rejection, at time.Time) bool {
 	if r.Window > 0 && (r.Window != k.window || r.Skew != k.skew) {
 		k.window, k.skew = r.Window, max(r.Skew, 0)
 		changed = true
+	}
+	if r.Unit > 0 {
+		if r.Unit != k.unit || k.free {
+			changed = true
+		}
+		k.unit, k.free, k.nextFall = r.Unit, false, time.Time{}
+		if r.NextFall > 0 && r.Time > 0 {
+			// Probe no sooner than minProbeInterval after a refusal: one
+			// refusal per method per interval at most.
+			k.nextFall = at.Add(max(time.Duration(r.NextFall-r.Time)*time.Second, minProbeInterval))
+		}
+		if _, ok := k.ratios[r.Method]; r.Method != "" && r.Reason.Priced() && (ok || len(k.ratios) < maxLearnedMethods) {
+			k.ratios[r.Method] = float64(r.Price) / float64(r.Unit)
+		}
+	} else if r.Reason.Priced() && r.Price > 0 && k.free {
+		k.free, changed = false, true
 	}
 	if r.Method != "" && r.Reason.Priced() {
 		if old, ok := k.prices[r.Method]; !ok || old != r.Price {

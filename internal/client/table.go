@@ -34,6 +34,18 @@ func (r *request) minted(resource string, works []uint64, times []int64) {
 	r.resource, r.works, r.times = resource, works, times
 }
 
+// unstamped reports whether r was last sent without stamps, as free.
+func (r *request) unstamped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.works {
+		if w != 0 {
+			return false
+		}
+	}
+	return len(r.works) > 0
+}
+
 // attempt returns how many times r was sent or scheduled for sending.
 func (r *request) attempt() int {
 	r.mu.Lock()

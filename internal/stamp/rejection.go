@@ -107,13 +107,17 @@ func (r Reason) Curable() bool {
 // Curable, and an insufficient stamp whose digest does not prove the work
 // it claims (forged), which no re-minting at the same claim cures. A stamp
 // that claims less than the price is insufficient but not forged: the
-// client re-mints at the price in the refusal's data.
-func (r Reason) Strike(forged bool) bool {
+// client re-mints at the price in the refusal's data. On a server whose
+// prices move (moving), a missing stamp is not a strike either: a client
+// that found requests free sends none until a refusal tells it a price.
+func (r Reason) Strike(forged, moving bool) bool {
 	switch {
 	case !r.Known() || r.ClosesConnection():
 		return false
 	case r == ReasonInsufficient:
 		return forged
+	case r == ReasonMissing && moving:
+		return false
 	}
 	return !r.Curable()
 }

@@ -173,7 +173,7 @@ func (p *Policy) now() time.Time {
 // stamp's digest does not prove the work it claims; cost is the request's.
 func (v *Verifier) record(r stamp.Reason, forged bool, cost float64) {
 	if v.observe != nil {
-		v.observe(Verdict{Reason: r, Strike: r.Strike(forged), Cost: cost})
+		v.observe(Verdict{Reason: r, Strike: r.Strike(forged, v.quoted), Cost: cost})
 	}
 }
 
