@@ -3,6 +3,7 @@ package caddyhashcash_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -204,9 +205,14 @@ func adminPrices(t testing.TB, admin string) map[string]adminReport {
 		t.Fatalf("admin API: %v", err)
 	}
 	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
 	var out map[string]adminReport
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+	if err == nil {
+		err = json.Unmarshal(body, &out)
+	}
+	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("admin API answered %s: %v", resp.Status, err)
 	}
+	t.Logf("GET /hashcash/prices: %s", body)
 	return out
 }
