@@ -39,6 +39,11 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{hashcashHandler(`"refusal_burst":-1`), "option refusal_burst"},
 		{hashcashHandler(`"max_batch":-1`), "option max_batch"},
 		{hashcashHandler(`"ipv6_prefix":-48`), "option ipv6_prefix"},
+		{hashcashHandler(`"network_budget":-1`), "option network_budget"},
+		{hashcashHandler(`"max_in_flight":10`), "option max_in_flight"},
+		{hashcashHandler(`"network_budget":5,"price_factor":0.5`), "option price_factor"},
+		{hashcashHandler(`"network_budget":5,"price":"2^20","max_price":"2^10"`), "max_price"},
+		{hashcashHandler(`"network_budget":5,"price_tick":"1ms"`), "option price_tick"},
 	} {
 		addr := testsupport.FreeAddr(t, "127.0.0.1")
 		err := caddy.Load([]byte(caddytest.Layer4Config(addr, []string{tc.handler, caddytest.ProxyHandler(up)}, "")), true)
@@ -86,6 +91,17 @@ func TestCaddyfileSyntax(t *testing.T) {
 					max_conns_per_prefix 8
 					ipv4_prefix 32
 					ipv6_prefix 64
+					network_budget 20
+					network_burst 400
+					price_step 2^18
+					price_factor 1.5
+					max_price 30 bits
+					price_tick 500ms
+					calm_ticks 3
+					price_tolerance 20s
+					max_networks 5000
+					refused_weight 0.5
+					max_in_flight 300
 				}
 				proxy 127.0.0.1:2
 			}
@@ -101,6 +117,9 @@ func TestCaddyfileSyntax(t *testing.T) {
 		`"max_skew":10000000000`, `"max_line_bytes":5000`, `"max_rejections":-1`, `"replay_capacity":1000`,
 		`"read_timeout":5000000000`, `"idle_timeout":120000000000`, `"write_timeout":-1000000000`, `"rejection_cooldown":60000000000`, `"refusal_rate":2.5`, `"refusal_burst":10`, `"max_batch":50`,
 		`"max_conns_per_prefix":8`, `"ipv4_prefix":32`, `"ipv6_prefix":64`,
+		`"network_budget":20`, `"network_burst":400`, `"price_step":262144`, `"price_factor":1.5`, `"max_price":1073741824`,
+		`"price_tick":500000000`, `"calm_ticks":3`, `"price_tolerance":20000000000`, `"max_networks":5000`,
+		`"refused_weight":0.5`, `"max_in_flight":300`,
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("adapted config lacks %s:\n%s", want, cfg)
@@ -116,6 +135,8 @@ func TestCaddyfileSyntax(t *testing.T) {
 		"hashcash a:1 {\n max_rejections many\n }",
 		"hashcash a:1 {\n read_timeout soon\n }",
 		"hashcash a:1 {\n ipv4_prefix 24 25\n }",
+		"hashcash a:1 {\n network_budget lots\n }",
+		"hashcash a:1 {\n price_step\n }",
 	} {
 		_, err := adaptCaddyfile(t, "{\n layer4 {\n 127.0.0.1:1 {\n route {\n "+bad+"\n proxy 127.0.0.1:2\n }\n }\n }\n}")
 		if err == nil {
