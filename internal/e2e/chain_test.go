@@ -43,6 +43,9 @@ type stack struct {
 
 type stackOptions struct {
 	tls bool
+	// freeWhileCalm makes caddy free while calm: price 0, prices moving
+	// with a network budget.
+	freeWhileCalm bool
 }
 
 // newStack creates a wallet, starts the regtest server paying the wallet's
@@ -107,6 +110,9 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		Upstream: ln.Addr().String(),
 		Resource: testResource,
 		Price:    testPrice,
+	}
+	if o.freeWhileCalm {
+		cc.Price, cc.NetworkBudget = "0", 20
 	}
 	var fingerprint string
 	if o.tls {

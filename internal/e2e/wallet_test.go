@@ -284,3 +284,49 @@ func quoteLines(ls []harness.Line, n int) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// TestRealWalletWithoutClientproxyWhileCalm: on a server free while calm
+// (price 0, prices moving per network), the real Electrum 4.3.4 wallet,
+// unmodified and without clientproxy, syncs through caddy straight away
+// and the server receives exactly its bytes.
+func TestRealWalletWithoutClientproxyWhileCalm(t *testing.T) {
+	s := newStack(t, stackOptions{freeWhileCalm: true})
+	direct, err := harness.NewRelay(s.caddy.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { direct.Close() })
+	s.startWallet(direct.Addr())
+	s.waitSynced("50")
+	if err := s.wallet.StopDaemon(s.ctx); err != nil {
+		t.Errorf("stopping electrum daemon: %v", err)
+	}
+	var sent []harness.Line
+	var server [][]byte
+	err = testsupport.Poll(s.ctx, "every request of the wallet to reach the server", 20*time.Second, 100*time.Millisecond, func() (bool, error) {
+		sent, server = direct.Sent(), s.srv.Requests()
+		return len(sent) > 0 && len(server) == len(sent), nil
+	})
+	if err != nil {
+		t.Fatalf("%v: the wallet sent %d lines to caddy, the server received %d", err, len(sent), len(server))
+	}
+	// Byte for byte, as multisets (the wallet may use more than one
+	// connection).
+	count := map[string]int{}
+	for _, l := range sent {
+		count[string(bytes.TrimSuffix(l.Data, []byte("\n")))]++
+	}
+	for _, l := range server {
+		k := string(bytes.TrimSuffix(l, []byte("\n")))
+		if count[k] == 0 {
+			t.Fatalf("the server received %s, which the wallet did not send", harness.Quote(l, 200))
+		}
+		count[k]--
+	}
+	for _, a := range direct.Received() {
+		if bytes.Contains(a.Data, []byte(`"reason":"`)) {
+			t.Fatalf("caddy refused a request of the unmodified wallet: %s", harness.Quote(a.Data, 300))
+		}
+	}
+	t.Logf("unmodified wallet synced through caddy while calm: %d requests, all forwarded byte for byte", len(sent))
+}

@@ -38,6 +38,9 @@ type CaddyConfig struct {
 	// CertFile and KeyFile, if set, make Caddy terminate TLS with this
 	// certificate (JSON config only).
 	CertFile, KeyFile string
+	// NetworkBudget, if positive, makes the prices move (the handler's
+	// network_budget): Price is then the calm price.
+	NetworkBudget float64
 }
 
 // Caddyfile returns the Caddyfile text for c (no TLS).
@@ -49,14 +52,22 @@ func (c CaddyConfig) Caddyfile() string {
 		%s {
 			route {
 				hashcash %s {
-					price %s
+					price %s%s
 				}
 				proxy %s
 			}
 		}
 	}
 }
-`, c.Listen, c.Resource, c.Price, c.Upstream)
+`, c.Listen, c.Resource, c.Price, c.budgetLine(), c.Upstream)
+}
+
+// budgetLine returns the Caddyfile line for NetworkBudget, or nothing.
+func (c CaddyConfig) budgetLine() string {
+	if c.NetworkBudget <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("\n\t\t\t\t\tnetwork_budget %g", c.NetworkBudget)
 }
 
 // JSON returns Caddy's native JSON config for c. With CertFile set, the
@@ -88,8 +99,12 @@ func (c CaddyConfig) JSON() ([]byte, error) {
 			}},
 		})
 	}
+	hashcash := map[string]any{"handler": "hashcash", "resource": c.Resource, "price": price}
+	if c.NetworkBudget > 0 {
+		hashcash["network_budget"] = c.NetworkBudget
+	}
 	handle = append(handle,
-		map[string]any{"handler": "hashcash", "resource": c.Resource, "price": price},
+		hashcash,
 		map[string]any{"handler": "proxy", "upstreams": []any{map[string]any{"dial": []string{c.Upstream}}}},
 	)
 	apps["layer4"] = map[string]any{
