@@ -7,7 +7,7 @@ CADDY_L4      := github.com/mholt/caddy-l4@v0.1.2
 MODULE        := github.com/electrum-hashcash/electrum-hashcash
 SOURCES       := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all test fuzz e2e demo bench bench-flood bench-flood-firewall vet clean
+.PHONY: all test test-arm64 fuzz e2e demo bench bench-flood bench-flood-firewall vet clean
 
 all: bin/caddy bin/clientproxy
 
@@ -35,18 +35,29 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags systemtest ./...
 
-# The test command CI runs (.ci/run installs electrum, nftables and xcaddy
-# first, runs as root and raises the open-file limit): vet, the
+# The test command CI runs (.ci/run installs electrum, nftables, qemu-user
+# and xcaddy first, runs as root and raises the open-file limit): vet, the
 # xcaddy-built binary's check, every test under -race, the system tests
 # (build tag systemtest: the real wallet, nftables, thousands of sockets)
-# included (fuzz targets run their seed corpora), then each fuzz target for
-# FUZZTIME. A plain `go test ./...` runs everything but the system tests and
-# needs none of that.
+# included (fuzz targets run their seed corpora), package stamp's tests for
+# arm64 under qemu (test-arm64), then each fuzz target for FUZZTIME. A
+# plain `go test ./...` runs everything but the system tests and needs none
+# of that.
 test: vet bin/caddy bin/clientproxy bin/regtestserver
 	.ci/check-caddy-binary bin/caddy bin/clientproxy bin/regtestserver
 	CADDY_BIN=$(CURDIR)/bin/caddy CLIENTPROXY_BIN=$(CURDIR)/bin/clientproxy \
 		$(GO) test -race -tags systemtest -count=1 -timeout 40m ./...
+	$(MAKE) test-arm64
 	$(MAKE) fuzz
+
+# Package stamp's tests built for arm64 and run under qemu-aarch64 (Debian's
+# qemu-user), so that the ARMv8 SHA2 minting kernel (kernel_arm64.s) is
+# checked on every test run; STAMP_WANT_KERNEL makes them fail unless Mint
+# used that kernel. The tests read testdata/, so they run in the package.
+test-arm64:
+	@mkdir -p bin
+	GOARCH=arm64 $(GO) test -c -o bin/stamp-arm64.test ./internal/stamp
+	cd internal/stamp && STAMP_WANT_KERNEL=sha2 qemu-aarch64 $(CURDIR)/bin/stamp-arm64.test -test.count=1
 
 # Each fuzz target for a fixed time; new failing inputs land in the
 # package's testdata/fuzz, to be committed with the fix.

@@ -175,7 +175,7 @@ type Handler struct {
 	PriceFactor float64 `json:"price_factor,omitempty"`
 
 	// MaxPrice bounds the price of a cost-1.0 request at any level.
-	// Default: 2^26 (about 6 seconds of one core).
+	// Default: 2^26 (about 1.1 seconds of one core with SHA extensions).
 	MaxPrice *stamp.Work `json:"max_price,omitempty"`
 
 	// PriceTick is how often price levels move. Default: 1s.
