@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
@@ -95,6 +96,7 @@ func TestFloodingNetworkPaysAloneAndCalmsDown(t *testing.T) {
 		return gauge(t, "caddy_layer4_hashcash_price_highest_level") >= 3 &&
 			gauge(t, "caddy_layer4_hashcash_price_networks_above_calm") == 1
 	})
+	logPriceMetrics(t)
 	report := adminPrices(t, admin)[resource]
 	if len(report.Networks) != 1 || report.Networks[0].Prefix != "127.0.0.2/32" || report.Networks[0].Level < 3 ||
 		report.Networks[0].Unit != 16<<(report.Networks[0].Effective-1) || report.Networks[0].Spending <= 0 {
@@ -215,4 +217,22 @@ func adminPrices(t testing.TB, admin string) map[string]adminReport {
 	}
 	t.Logf("GET /hashcash/prices: %s", body)
 	return out
+}
+
+// logPriceMetrics logs the hashcash metrics of the running config in the
+// Prometheus text format, as /metrics shows them.
+func logPriceMetrics(t testing.TB) {
+	t.Helper()
+	ctx := caddy.ActiveContext()
+	families, err := ctx.GetMetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, f := range families {
+		if strings.HasPrefix(f.GetName(), "caddy_layer4_hashcash_") {
+			expfmt.MetricFamilyToText(&b, f)
+		}
+	}
+	t.Logf("metrics:\n%s", b.String())
 }
