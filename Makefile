@@ -7,7 +7,7 @@ CADDY_L4      := github.com/mholt/caddy-l4@v0.1.2
 MODULE        := github.com/electrum-hashcash/electrum-hashcash
 SOURCES       := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all test test-arm64 fuzz e2e demo bench bench-flood bench-flood-firewall vet clean
+.PHONY: all test test-arm64 release release-check fuzz e2e demo bench bench-flood bench-flood-firewall bench-paying-flood vet clean
 
 all: bin/caddy bin/clientproxy
 
@@ -48,6 +48,7 @@ test: vet bin/caddy bin/clientproxy bin/regtestserver
 	CADDY_BIN=$(CURDIR)/bin/caddy CLIENTPROXY_BIN=$(CURDIR)/bin/clientproxy \
 		$(GO) test -race -tags systemtest -count=1 -timeout 40m ./...
 	$(MAKE) test-arm64
+	$(MAKE) release-check
 	$(MAKE) fuzz
 
 # Package stamp's tests built for arm64 and run under qemu-aarch64 (Debian's
@@ -58,6 +59,37 @@ test-arm64:
 	@mkdir -p bin
 	GOARCH=arm64 $(GO) test -c -o bin/stamp-arm64.test ./internal/stamp
 	cd internal/stamp && STAMP_WANT_KERNEL=sha2 qemu-aarch64 $(CURDIR)/bin/stamp-arm64.test -test.count=1
+
+# clientproxy for the six platforms wallets run on, each an archive named
+# with the version (git describe) holding the binary and README.md, and
+# SHA256SUMS over the archives, in bin/release/. Each binary picks its
+# minting kernel at run time.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+release:
+	@rm -rf bin/release && mkdir -p bin/release
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*} arch=$${p#*/} name=clientproxy-$(VERSION)-$${p%/*}-$${p#*/}; \
+		exe=clientproxy; [ $$os = windows ] && exe=clientproxy.exe; \
+		mkdir -p bin/release/$$name; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w' -o bin/release/$$name/$$exe ./clientproxy; \
+		cp README.md bin/release/$$name/; \
+		if [ $$os = windows ]; then \
+			(cd bin/release && python3 -m zipfile -c $$name.zip $$name); \
+		else \
+			tar -C bin/release -czf bin/release/$$name.tar.gz $$name; \
+		fi; \
+		echo "built $$name"; \
+	done
+	cd bin/release && sha256sum *.tar.gz *.zip >SHA256SUMS && cat SHA256SUMS
+
+# The release binaries for this machine and for arm64 Linux (under
+# qemu-aarch64) mint and verify a stamp with their own kernel; the archives
+# match SHA256SUMS.
+release-check: release
+	cd bin/release && sha256sum -c SHA256SUMS
+	bin/release/clientproxy-$(VERSION)-linux-amd64/clientproxy --self-test --work 2^16
+	qemu-aarch64 bin/release/clientproxy-$(VERSION)-linux-arm64/clientproxy --self-test --work 2^16
 
 # Each fuzz target for a fixed time; new failing inputs land in the
 # package's testdata/fuzz, to be committed with the fix.
@@ -99,6 +131,13 @@ bench-flood: bin/caddy
 # 2 new connections a second per /24 after a burst of 16: needs root and nft.
 bench-flood-firewall: bin/caddy
 	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -flood 300 -flood-conn-rate 2 -out bin/loadbench-flood-firewall.md
+
+# Moving prices: one network floods with valid stamps, re-minting at the price
+# each refusal names, while honest clients on other networks are measured
+# alone and under it (internal/cmd/loadbench -paying-flood), about a minute;
+# also bin/loadbench-paying-flood.md. Fails if an honest request is refused.
+bench-paying-flood: bin/caddy
+	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -paying-flood -out bin/loadbench-paying-flood.md
 
 clean:
 	rm -rf bin

@@ -29,7 +29,9 @@ import (
 	"time"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/client"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
 
 func main() {
@@ -81,6 +83,7 @@ type options struct {
 	listen    string
 	listenAny bool
 	verbose   bool
+	selfTest  bool
 	cfg       client.Config
 	tls       client.TLSOptions
 	useTLS    bool
@@ -139,11 +142,16 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.cfg.Workers, "workers", runtime.NumCPU(), "goroutines minting each stamp")
 	fs.DurationVar(&o.cfg.DialTimeout, "dial-timeout", client.DefaultDialTimeout, "bound on connecting to the server, TLS handshake included")
 	fs.BoolVar(&o.verbose, "v", false, "log every stamp: method, work, attempt, minting time")
+	fs.BoolVar(&o.selfTest, "self-test", false, "mint and check one stamp of --work with this machine's minting kernel, print the rate and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.selfTest {
+		o.cfg.Work = work
+		return o, nil
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -239,6 +247,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		fmt.Fprintf(stderr, "clientproxy: %v\n", err)
 		return 2
 	}
+	if o.selfTest {
+		return selfTest(ctx, o.cfg.Work, o.cfg.Workers, stderr)
+	}
 	level := slog.LevelInfo
 	if o.verbose {
 		level = slog.LevelDebug
@@ -275,5 +286,32 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	s := p.Stats()
 	log.Info("stopped", "uptime", time.Since(start).Round(time.Second), "connections", s.Connections,
 		"stamped", s.Stamped, "retried", s.Retried, "gave_up", s.GaveUp, "mint_total", s.MintTime.Round(time.Millisecond))
+	return 0
+}
+
+// selfTest mints a stamp of work for a fixed request with the machine's
+// minting kernel, checks it as a server would, and reports the rate: a
+// check that the binary mints correctly where it runs.
+func selfTest(ctx context.Context, work uint64, workers int, out io.Writer) int {
+	line := []byte(`{"jsonrpc":"2.0","method":"server.version","id":0,"params":["electrum/4.3.4","1.4"]}`)
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	start := time.Now()
+	st := stamp.Stamp{Work: work, Time: start.Unix(), Resource: "self-test.invalid:1"}
+	stamped, err := stamp.AppendStamped(ctx, nil, line, st, workers)
+	if err != nil {
+		fmt.Fprintf(out, "clientproxy: self-test: minting: %v\n", err)
+		return 1
+	}
+	elapsed := time.Since(start)
+	// Checked as the server checks it: accepted, and forwarded as it was.
+	policy := &verify.Policy{Resource: st.Resource, DefaultPrice: work, Window: time.Minute, Skew: time.Minute, Store: replay.NewMemory(1)}
+	if fwd, reply := policy.NewVerifier(nil).Check(nil, stamped); reply != nil || string(fwd) != string(line) {
+		fmt.Fprintf(out, "clientproxy: self-test: FAIL: the stamped line was refused (%s) or changed (%s)\n", reply, fwd)
+		return 1
+	}
+	fmt.Fprintf(out, "clientproxy self-test: ok: kernel %s, %s/%s, a stamp of work %s minted and verified in %s with %d workers\n",
+		stamp.KernelName(), runtime.GOOS, runtime.GOARCH, fmtWork(work), elapsed.Round(time.Microsecond), workers)
 	return 0
 }

@@ -187,3 +187,15 @@ func TestRun(t *testing.T) {
 		}
 	}
 }
+
+// TestSelfTest: --self-test mints a stamp with this machine's kernel,
+// checks it as a server would and exits 0, without needing a server.
+func TestSelfTest(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--self-test", "--work", "4096", "--workers", "2"}, &out, nil); code != 0 {
+		t.Fatalf("--self-test exited %d: %s", code, out.String())
+	}
+	if !strings.Contains(out.String(), "self-test: ok: kernel ") || !strings.Contains(out.String(), "work 2^12") {
+		t.Fatalf("--self-test printed %q", out.String())
+	}
+}

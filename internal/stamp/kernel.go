@@ -39,6 +39,10 @@ func kernels() []*kernel {
 // once when the package is initialised.
 var defaultKernel = kernels()[0]
 
+// KernelName names the minting kernel Mint uses on this machine: "shani",
+// "avx512", "avx2", "sha2" or "generic".
+func KernelName() string { return defaultKernel.name }
+
 // job is what a kernel needs to try counters for one stamp: the SHA-256
 // state after the input prefix, the constant words of the final block (the
 // counter is words 0 and 1, then come the padding bit, zeros and the input's
