@@ -77,6 +77,14 @@
 //	          [-flood-replay-capacity 1000000] [-flood-nice 0]
 //	          [-flood-conn-rate 0 -flood-conn-burst 16] [-flood-listen addr]
 //	          [-price 16] [-caddy bin/caddy] [-out results.md]
+//	loadbench -paying-flood [-paying-budget 20] [-paying-burst 100]
+//	          [-paying-price-step 256] [-paying-price-tick 1s] [-paying-conns 2]
+//	          [-paying-window 16] [-paying-honest 3] [-paying-honest-rate 10]
+//	          [-paying-warmup 2s] [-paying-baseline 10s] [-paying-duration 45s] [-paying-nice 19]
+//	          [-caddy bin/caddy] [-out results.md]
+//
+// With -paying-flood, loadbench measures moving prices (network_budget)
+// against one network paying for its flood: see payingflood.go.
 package main
 
 import (
@@ -134,6 +142,8 @@ func main() {
 		profilePath string
 		kinds       string
 		worker      bool
+		pc          payingFloodConfig
+		paying      bool
 	)
 	flag.StringVar(&conns, "conns", "1,16,256", "numbers of connections to measure, comma-separated")
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "measuring time per path and number of connections")
@@ -169,6 +179,8 @@ func main() {
 	flag.IntVar(&fc.connRate, "flood-conn-rate", 0, "flood: install docs/security.md's nftables limit of new connections per /24 and /48 at this many a second (needs root and nft); 0: none")
 	flag.IntVar(&fc.connBurst, "flood-conn-burst", documentedConnRateLimit.burst, "flood: the burst of -flood-conn-rate")
 	flag.StringVar(&fc.listen, "flood-listen", "", "flood: caddy's listen address, for a firewall rule to match (default: a free loopback port)")
+	flag.BoolVar(&paying, "paying-flood", false, "run the paying-flood scenario of moving prices instead (see payingflood.go)")
+	addPayingFloodFlags(&pc)
 	flag.BoolVar(&worker, "flood-worker", false, "internal: be the flooder process of a flood run (plan on standard input)")
 	flag.Parse()
 	if worker {
@@ -177,6 +189,10 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if paying {
+		pc.caddyBin = cfg.caddyBin
+		os.Exit(runPayingFloodMain(pc, out))
 	}
 	if fc.flooders > 0 {
 		os.Exit(runFloodMain(fc, kinds, cfg, out))
