@@ -254,6 +254,13 @@ func runFloodMain(fc floodConfig, kinds string, cfg config, out string) int {
 		return 2
 	}
 	report, failure, err := floodBench(fc, os.Stderr)
+	return finishReport(report, failure, err, out)
+}
+
+// finishReport prints a benchmark's report and writes it to out, if set,
+// and returns the exit status: 1 if the run failed (err) or the report
+// found a failure, else 0.
+func finishReport(report string, failure, err error, out string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		return 1

@@ -670,20 +670,5 @@ func runPayingFloodMain(pc payingFloodConfig, out string) int {
 		return 2
 	}
 	report, failure, err := payingFloodBench(pc, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadbench:", err)
-		return 1
-	}
-	fmt.Print(report)
-	if out != "" {
-		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "loadbench:", err)
-			return 1
-		}
-	}
-	if failure != nil {
-		fmt.Fprintln(os.Stderr, "loadbench:", failure)
-		return 1
-	}
-	return 0
+	return finishReport(report, failure, err, out)
 }
