@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
@@ -42,10 +43,12 @@ import (
 //		max_networks    <int>
 //		refused_weight  <fraction>
 //		max_in_flight   <int>
+//		store           memory | redis [{ ... }]
 //	}
 //
 // <work> is a number of expected SHA-256 attempts: 131072, 128k, 1.5M,
-// 2^17 or 17bits. method_price may be repeated, once per method.
+// 2^17 or 17bits. method_price may be repeated, once per method. The
+// redis store's options are described on RedisStore.UnmarshalCaddyfile.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	_, wrapper := d.Next(), d.Val() // consume wrapper name
 
@@ -160,6 +163,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				"max_networks":         &h.MaxNetworks,
 				"max_in_flight":        &h.MaxInFlight,
 			}[optionName] = val
+		case "store":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			name := d.Val()
+			store, err := caddyfile.UnmarshalModule(d, storeNamespace+"."+name)
+			if err != nil {
+				return err
+			}
+			h.StoreRaw = caddyconfig.JSONModuleObject(store, "module", name, nil)
+			continue // the store's block is its own
 		default:
 			return d.Errf("unrecognized %s option '%s'", wrapper, optionName)
 		}

@@ -44,6 +44,16 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{hashcashHandler(`"network_budget":5,"price_factor":0.5`), "option price_factor"},
 		{hashcashHandler(`"network_budget":5,"price":"2^20","max_price":"2^10"`), "max_price"},
 		{hashcashHandler(`"network_budget":5,"price_tick":"1ms"`), "option price_tick"},
+		{hashcashHandler(`"store":{"module":"nosuch"}`), "option store"},
+		{hashcashHandler(`"store":{"module":"memory","capacity":5}`), "option store"},
+		{hashcashHandler(`"store":{"module":"redis","address":"localhost"}`), "store redis: option address: \"localhost\""},
+		{hashcashHandler(`"store":{"module":"redis","timeout":"1ns"}`), "store redis: option timeout"},
+		{hashcashHandler(`"store":{"module":"redis","db":-1}`), "store redis: option db"},
+		{hashcashHandler(`"store":{"module":"redis","key_prefix":"` + strings.Repeat("k", 65) + `"}`), "store redis: option key_prefix"},
+		{hashcashHandler(`"store":{"module":"redis","username":"hashcash"}`), "store redis: option username"},
+		{hashcashHandler(`"store":{"module":"redis","tls":{"ca_file":"/nonexistent/ca.pem"}}`), "store redis: option tls ca_file"},
+		{hashcashHandler(`"store":{"module":"redis","address":"/nonexistent/redis.sock","tls":{}}`), "store redis: option tls"},
+		{hashcashHandler(`"store":{"module":"redis","address":"127.0.0.1:1","timeout":"200ms"}`), "store redis: redisstore: connecting to 127.0.0.1:1"},
 	} {
 		addr := testsupport.FreeAddr(t, "127.0.0.1")
 		err := caddy.Load([]byte(caddytest.Layer4Config(addr, []string{tc.handler, caddytest.ProxyHandler(up)}, "")), true)
@@ -137,10 +147,56 @@ func TestCaddyfileSyntax(t *testing.T) {
 		"hashcash a:1 {\n ipv4_prefix 24 25\n }",
 		"hashcash a:1 {\n network_budget lots\n }",
 		"hashcash a:1 {\n price_step\n }",
+		"hashcash a:1 {\n store\n }",
+		"hashcash a:1 {\n store nosuch\n }",
+		"hashcash a:1 {\n store memory 5\n }",
+		"hashcash a:1 {\n store memory {\n capacity 5\n }\n }",
+		"hashcash a:1 {\n store redis extra\n }",
+		"hashcash a:1 {\n store redis {\n bogus 1\n }\n }",
+		"hashcash a:1 {\n store redis {\n db one\n }\n }",
+		"hashcash a:1 {\n store redis {\n timeout soon\n }\n }",
+		"hashcash a:1 {\n store redis {\n address a:1 b:2\n }\n }",
+		"hashcash a:1 {\n store redis {\n tls a b\n }\n }",
+		"hashcash a:1 {\n store redis {\n key_prefix a:\n key_prefix b:\n }\n }",
+		"hashcash a:1 {\n store memory\n store memory\n }",
 	} {
 		_, err := adaptCaddyfile(t, "{\n layer4 {\n 127.0.0.1:1 {\n route {\n "+bad+"\n proxy 127.0.0.1:2\n }\n }\n }\n}")
 		if err == nil {
 			t.Errorf("Caddyfile accepted:\n%s", bad)
+		}
+	}
+}
+
+// TestCaddyfileStores: the store option and the redis store's options in
+// the Caddyfile, and the JSON they adapt to.
+func TestCaddyfileStores(t *testing.T) {
+	for _, tc := range []struct {
+		store string
+		want  string // the handler's "store" member
+	}{
+		{"store memory", `"store":{"module":"memory"}`},
+		{"store redis", `"store":{"module":"redis"}`},
+		{`store redis {
+			address 10.0.0.5:6380
+			username hashcash
+			password {env.REDIS_PASSWORD}
+			db 2
+			tls /etc/hashcash/redis-ca.pem
+			tls_server_name redis.internal
+			key_prefix hc:
+			timeout 250ms
+		}`, `"store":{"address":"10.0.0.5:6380","db":2,"key_prefix":"hc:","module":"redis","password":"{env.REDIS_PASSWORD}",` +
+			`"timeout":250000000,"tls":{"ca_file":"/etc/hashcash/redis-ca.pem","server_name":"redis.internal"},"username":"hashcash"}`},
+		{"store redis {\n address /run/redis/redis.sock\n }", `"store":{"address":"/run/redis/redis.sock","module":"redis"}`},
+		{"store redis {\n tls\n }", `"store":{"module":"redis","tls":{}}`},
+	} {
+		cfg, err := adaptCaddyfile(t, "{\n layer4 {\n 127.0.0.1:1 {\n route {\n hashcash a:1 {\n price 0\n "+tc.store+"\n window 1m\n }\n proxy 127.0.0.1:2\n }\n }\n }\n}")
+		if err != nil {
+			t.Errorf("%s: %v", tc.store, err)
+			continue
+		}
+		if !strings.Contains(cfg, tc.want) || !strings.Contains(cfg, `"window":60000000000`) {
+			t.Errorf("%s: adapted config lacks %s or the option after the store:\n%s", tc.store, tc.want, cfg)
 		}
 	}
 }

@@ -8,6 +8,7 @@
 package caddyhashcash
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"time"
@@ -20,12 +21,15 @@ import (
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/pricing"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
 
 func init() {
 	caddy.RegisterModule(&Handler{})
+	caddy.RegisterModule(MemoryStore{})
+	caddy.RegisterModule(RedisStore{})
 }
 
 // Defaults for the Handler's options: DefaultX is the default of option X.
@@ -90,11 +94,18 @@ type Handler struct {
 	// do not count. A negative value never closes. Default: 20.
 	MaxRejections int `json:"max_rejections,omitempty"`
 
-	// ReplayCapacity is the most stamps remembered at once for Resource.
-	// When it is reached, new stamps are refused as "busy" until old ones
-	// expire; live stamps are never forgotten early. The memory is shared by
-	// every handler with the same Resource and survives config reloads.
-	// Default: 1000000.
+	// Store is where accepted stamps are recorded, so that each is
+	// accepted once: a module of namespace layer4.handlers.hashcash.stores,
+	// "memory" (in this process; see MemoryStore) or "redis" (shared by
+	// every caddy process using one Redis, and kept across restarts; see
+	// RedisStore). Default: memory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=layer4.handlers.hashcash.stores inline_key=module"`
+
+	// ReplayCapacity is the most stamps remembered at once for Resource by
+	// the memory store. When it is reached, new stamps are refused as
+	// "busy" until old ones expire; live stamps are never forgotten early.
+	// The memory is shared by every handler with the same Resource and
+	// survives config reloads. Default: 1000000.
 	ReplayCapacity int `json:"replay_capacity,omitempty"`
 
 	// MaxBatch is the most requests one batch line may hold. A longer batch
@@ -254,13 +265,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("hashcash: shared state of resource %q: %w", h.Resource, err)
 	}
 	h.state = state
+	var stamps replay.Store = state.stamps
+	if h.StoreRaw != nil {
+		mod, err := ctx.LoadModule(h, "StoreRaw")
+		if err != nil {
+			return fmt.Errorf("hashcash: option store: %w", err)
+		}
+		stamps = mod.(ReplayStore).ReplayStore(state.stamps)
+	}
 	policy := &verify.Policy{
 		Resource:     h.Resource,
 		DefaultPrice: uint64(*h.Price),
 		MethodPrices: methodPrices(*h.Price, h.MethodPrices),
 		Window:       time.Duration(h.Window),
 		Skew:         time.Duration(h.MaxSkew),
-		Store:        state.stamps,
+		Store:        stamps,
 		MaxBatch:     h.MaxBatch,
 	}
 	if prices != nil {
@@ -428,4 +447,11 @@ var (
 	_ layer4.NextHandler    = (*Handler)(nil)
 	_ caddy.Destructor      = (*resourceState)(nil)
 	_ caddy.AdminRouter     = AdminPrices{}
+	_ ReplayStore           = MemoryStore{}
+	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
+	_ ReplayStore           = (*RedisStore)(nil)
+	_ caddy.Provisioner     = (*RedisStore)(nil)
+	_ caddy.CleanerUpper    = (*RedisStore)(nil)
+	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
+	_ caddy.Destructor      = (*sharedRedis)(nil)
 )

@@ -121,46 +121,46 @@ type Options struct {
 func (o Options) normalized() (Options, error) {
 	switch {
 	case o.Addr == "":
-		return o, errors.New("redisstore: option Addr is empty; want host:port or the absolute path of a Unix socket")
+		return o, optionError("Addr", "empty; want host:port or the absolute path of a Unix socket")
 	case o.unix():
 		if o.TLS {
-			return o, fmt.Errorf("redisstore: option TLS: not supported over the Unix socket %q", o.Addr)
+			return o, optionError("TLS", "not supported over the Unix socket %q", o.Addr)
 		}
 	default:
 		host, port, err := net.SplitHostPort(o.Addr)
 		if err != nil {
-			return o, fmt.Errorf("redisstore: option Addr %q: want host:port or the absolute path of a Unix socket: %w", o.Addr, err)
+			return o, optionError("Addr", "%q: want host:port or the absolute path of a Unix socket: %w", o.Addr, err)
 		}
 		if host == "" || port == "" {
-			return o, fmt.Errorf("redisstore: option Addr %q: want host:port, both given, or the absolute path of a Unix socket", o.Addr)
+			return o, optionError("Addr", "%q: want host:port, both given, or the absolute path of a Unix socket", o.Addr)
 		}
 		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-			return o, fmt.Errorf("redisstore: option Addr %q: port %q is not a number from 1 to 65535", o.Addr, port)
+			return o, optionError("Addr", "%q: port %q is not a number from 1 to 65535", o.Addr, port)
 		}
 	}
 	if o.DB < 0 {
-		return o, fmt.Errorf("redisstore: option DB %d: must not be negative", o.DB)
+		return o, optionError("DB", "%d is negative", o.DB)
 	}
 	if o.CAFile != "" && !o.TLS {
-		return o, errors.New("redisstore: option CAFile is set but TLS is not")
+		return o, optionError("CAFile", "set but TLS is not")
 	}
 	if o.TLSServerName != "" && !o.TLS {
-		return o, errors.New("redisstore: option TLSServerName is set but TLS is not")
+		return o, optionError("TLSServerName", "set but TLS is not")
 	}
 	if o.Password == "" && o.Username != "" {
-		return o, fmt.Errorf("redisstore: option Username %q is set without a Password", o.Username)
+		return o, optionError("Username", "%q is set without a Password", o.Username)
 	}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = DefaultKeyPrefix
 	}
 	if len(o.KeyPrefix) > MaxKeyPrefix {
-		return o, fmt.Errorf("redisstore: option KeyPrefix is %d bytes; at most %d", len(o.KeyPrefix), MaxKeyPrefix)
+		return o, optionError("KeyPrefix", "%d bytes; at most %d", len(o.KeyPrefix), MaxKeyPrefix)
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
 	if o.Timeout < MinTimeout || o.Timeout > MaxTimeout {
-		return o, fmt.Errorf("redisstore: option Timeout %v: want %v to %v", o.Timeout, MinTimeout, MaxTimeout)
+		return o, optionError("Timeout", "%v: want %v to %v", o.Timeout, MinTimeout, MaxTimeout)
 	}
 	return o, nil
 }
@@ -180,14 +180,47 @@ func (o *Options) tlsConfig() (*tls.Config, error) {
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: option CAFile: %w", err)
+			return nil, optionError("CAFile", "%w", err)
 		}
 		c.RootCAs = x509.NewCertPool()
 		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redisstore: option CAFile %q: no PEM certificate in it", o.CAFile)
+			return nil, optionError("CAFile", "%q: no PEM certificate in it", o.CAFile)
 		}
 	}
 	return c, nil
+}
+
+// OptionError is the error of Open for an option that is wrong, or that
+// Redis refused (the credentials: Option "Password").
+type OptionError struct {
+	// Option is the name of the field of Options.
+	Option string
+	// Err says what is wrong with it.
+	Err error
+}
+
+// Error names the option and says what is wrong.
+func (e *OptionError) Error() string { return "redisstore: option " + e.Option + ": " + e.Err.Error() }
+
+// Unwrap returns what is wrong.
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// optionError returns an *OptionError for option, its Err formatted as by
+// fmt.Errorf.
+func optionError(option, format string, args ...any) error {
+	return &OptionError{Option: option, Err: fmt.Errorf(format, args...)}
+}
+
+// refusedCredentials reports whether err is Redis refusing a connection's
+// authentication: a wrong username or password (WRONGPASS), or none where
+// one is required (NOAUTH).
+func refusedCredentials(err error) bool {
+	var re *rueidis.RedisError
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH")
 }
 
 // ErrUnavailable is what Claim's errors say when Redis cannot be used:
@@ -349,7 +382,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		if o.Username != "" {
 			who = " as user " + strconv.Quote(o.Username)
 		}
-		return nil, fmt.Errorf("redisstore: connecting to %s%s: %w", o.Addr, who, err)
+		err = fmt.Errorf("connecting to %s%s: %w", o.Addr, who, err)
+		if refusedCredentials(err) {
+			return nil, &OptionError{Option: "Password", Err: err}
+		}
+		return nil, fmt.Errorf("redisstore: %w", err)
 	}
 	s := &Store{client: client, addr: o.Addr, prefix: o.KeyPrefix, timeout: o.Timeout,
 		release: rueidis.NewLuaScript(releaseScript)}

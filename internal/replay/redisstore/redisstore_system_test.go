@@ -261,12 +261,14 @@ func TestOpenAuthenticates(t *testing.T) {
 		t.Error("wrong password: opened")
 	} else if msg := err.Error(); !strings.Contains(msg, "WRONGPASS") || !strings.Contains(msg, r.Addr) || strings.Contains(msg, "hunter2") {
 		t.Errorf("wrong password: %v; want WRONGPASS and the address, not the password", err)
+	} else if oe := (*redisstore.OptionError)(nil); !errors.As(err, &oe) || oe.Option != "Password" {
+		t.Errorf("wrong password: %v; want an *OptionError for Password", err)
 	}
 	if s, err := tryOpen(t, redisstore.Options{Addr: r.Addr}); err == nil {
 		s.Close()
 		t.Error("no password: opened")
-	} else if !strings.Contains(err.Error(), "NOAUTH") {
-		t.Errorf("no password: %v; want NOAUTH", err)
+	} else if oe := (*redisstore.OptionError)(nil); !strings.Contains(err.Error(), "NOAUTH") || !errors.As(err, &oe) || oe.Option != "Password" {
+		t.Errorf("no password: %v; want NOAUTH, as an *OptionError for Password", err)
 	}
 	s := openStore(t, redisstore.Options{Addr: r.Addr, Password: "correct horse", DB: 3})
 	k := freshKey()

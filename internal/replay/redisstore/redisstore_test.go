@@ -23,25 +23,29 @@ func TestOptionsAreChecked(t *testing.T) {
 		o    Options
 		want string // in the error
 	}{
-		{Options{}, "option Addr is empty"},
-		{Options{Addr: "localhost"}, "option Addr \"localhost\""},
-		{Options{Addr: ":6379"}, "option Addr \":6379\""},
-		{Options{Addr: "redis:"}, "option Addr \"redis:\""},
-		{Options{Addr: "redis:0"}, "port \"0\""},
-		{Options{Addr: "redis:65536"}, "port \"65536\""},
-		{Options{Addr: "redis:x"}, "port \"x\""},
+		{Options{}, "option Addr: empty"},
+		{Options{Addr: "localhost"}, "option Addr: \"localhost\""},
+		{Options{Addr: ":6379"}, "option Addr: \":6379\""},
+		{Options{Addr: "redis:"}, "option Addr: \"redis:\""},
+		{Options{Addr: "redis:0"}, "option Addr: \"redis:0\": port \"0\""},
+		{Options{Addr: "redis:65536"}, "option Addr: \"redis:65536\": port \"65536\""},
+		{Options{Addr: "redis:x"}, "option Addr: \"redis:x\": port \"x\""},
 		{Options{Addr: "/run/redis.sock", TLS: true}, "option TLS"},
-		{Options{Addr: "redis:6379", DB: -1}, "option DB -1"},
+		{Options{Addr: "redis:6379", DB: -1}, "option DB: -1"},
 		{Options{Addr: "redis:6379", CAFile: "ca.pem"}, "option CAFile"},
 		{Options{Addr: "redis:6379", TLSServerName: "redis"}, "option TLSServerName"},
 		{Options{Addr: "redis:6379", Username: "u"}, "option Username"},
 		{Options{Addr: "redis:6379", KeyPrefix: strings.Repeat("p", MaxKeyPrefix+1)}, "option KeyPrefix"},
 		{Options{Addr: "redis:6379", Timeout: -time.Second}, "option Timeout"},
-		{Options{Addr: "redis:6379", Timeout: 500}, "option Timeout 500ns"},
+		{Options{Addr: "redis:6379", Timeout: 500}, "option Timeout: 500ns"},
 		{Options{Addr: "redis:6379", Timeout: 2 * time.Minute}, "option Timeout"},
 	} {
-		if _, err := c.o.normalized(); err == nil || !strings.Contains(err.Error(), c.want) {
+		_, err := c.o.normalized()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v; want an error with %q", c.o, err, c.want)
+		}
+		if oe := (*OptionError)(nil); !errors.As(err, &oe) || !strings.Contains(c.want, oe.Option) {
+			t.Errorf("%+v: %v; want an *OptionError naming the option in %q", c.o, err, c.want)
 		}
 		// Open checks them before it dials.
 		if _, err := Open(context.Background(), c.o); err == nil || !strings.Contains(err.Error(), c.want) {
