@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -41,6 +42,10 @@ type CaddyConfig struct {
 	// NetworkBudget, if positive, makes the prices move (the handler's
 	// network_budget): Price is then the calm price.
 	NetworkBudget float64
+	// Store, if not nil, is the handler's store option as JSON, such as
+	// {"module": "redis", "address": "127.0.0.1:6379"}; its values must be
+	// strings or numbers, which the Caddyfile writes as they are.
+	Store map[string]any
 }
 
 // Caddyfile returns the Caddyfile text for c (no TLS).
@@ -52,14 +57,35 @@ func (c CaddyConfig) Caddyfile() string {
 		%s {
 			route {
 				hashcash %s {
-					price %s%s
+					price %s%s%s
 				}
 				proxy %s
 			}
 		}
 	}
 }
-`, c.Listen, c.Resource, c.Price, c.budgetLine(), c.Upstream)
+`, c.Listen, c.Resource, c.Price, c.budgetLine(), c.storeLines(), c.Upstream)
+}
+
+// storeLines returns the Caddyfile lines for Store, or nothing.
+func (c CaddyConfig) storeLines() string {
+	if c.Store == nil {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n\t\t\t\t\tstore %v {", c.Store["module"])
+	keys := make([]string, 0, len(c.Store))
+	for k := range c.Store {
+		if k != "module" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n\t\t\t\t\t\t%s %v", k, c.Store[k])
+	}
+	b.WriteString("\n\t\t\t\t\t}")
+	return b.String()
 }
 
 // budgetLine returns the Caddyfile line for NetworkBudget, or nothing.
@@ -102,6 +128,9 @@ func (c CaddyConfig) JSON() ([]byte, error) {
 	hashcash := map[string]any{"handler": "hashcash", "resource": c.Resource, "price": price}
 	if c.NetworkBudget > 0 {
 		hashcash["network_budget"] = c.NetworkBudget
+	}
+	if c.Store != nil {
+		hashcash["store"] = c.Store
 	}
 	handle = append(handle,
 		hashcash,
