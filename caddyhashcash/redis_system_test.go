@@ -350,3 +350,40 @@ func TestRedisStoreFullAnswersBusy(t *testing.T) {
 		t.Errorf("the upstream received %d bytes", n)
 	}
 }
+
+// TestRedisConnectionIsKeptAcrossReloads: a reload with the same store
+// options keeps the connections to Redis (no reconnect, no lost claims in
+// between); when caddy stops, they are closed.
+func TestRedisConnectionIsKeptAcrossReloads(t *testing.T) {
+	r := testsupport.StartRedis(t, testsupport.RedisOptions{})
+	clients := func() string {
+		var ids []string
+		for _, line := range strings.Split(r.MustDo(t, "CLIENT", "LIST").(string), "\n") {
+			if strings.Contains(line, "name=electrum-hashcash") {
+				ids = append(ids, strings.Fields(line)[0]) // id=N
+			}
+		}
+		return strings.Join(ids, " ")
+	}
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
+	load := func(window string) {
+		t.Helper()
+		cfg := caddytest.Layer4Config(addr, []string{hashcashHandler(redisOptions(r.Addr, "") + `,"window":"` + window + `"`), caddytest.ProxyHandler("127.0.0.1:1")}, "")
+		if err := caddy.Load([]byte(cfg), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load("5m")
+	before := clients()
+	if before == "" {
+		t.Fatal("no connection to Redis named electrum-hashcash")
+	}
+	load("4m")
+	if after := clients(); after != before {
+		t.Errorf("the reload reconnected: clients %q, then %q", before, after)
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	testsupport.WaitFor(t, "the connections to Redis to close", func() bool { return clients() == "" })
+}
