@@ -22,6 +22,7 @@ import (
 	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/pricing"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/replay/redisstore"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
@@ -266,12 +267,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.state = state
 	var stamps replay.Store = state.stamps
+	var redis *redisstore.Store // the Redis store, if that is the store
 	if h.StoreRaw != nil {
 		mod, err := ctx.LoadModule(h, "StoreRaw")
 		if err != nil {
 			return fmt.Errorf("hashcash: option store: %w", err)
 		}
 		stamps = mod.(ReplayStore).ReplayStore(state.stamps)
+		redis, _ = stamps.(*redisstore.Store)
 	}
 	policy := &verify.Policy{
 		Resource:     h.Resource,
@@ -289,6 +292,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		policy.Costs = MethodCosts()
 	}
 	state.configurePrices(prices, h.logger)
+	if prices == nil {
+		redis = nil
+	}
+	state.shareSpending(redis)
 	h.env = connEnv{
 		settings: h.resolveSettings(),
 		policy:   policy,

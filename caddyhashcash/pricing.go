@@ -148,6 +148,9 @@ func (s *resourceState) tickPrices() {
 				t.Reset(time.Second)
 				continue
 			}
+			if sh := s.sharer.Load(); sh != nil {
+				sh.exchange(n, now, s.logger.Load())
+			}
 			logChanges(s.logger.Load(), n.Tick(now))
 			s.snapshot.Store(&priceSnapshot{Snapshot: n.Snapshot(now), at: now})
 			t.Reset(n.Config().Tick)

@@ -12,6 +12,7 @@ import (
 	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/pricing"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/replay/redisstore"
 )
 
 // resourceStates holds the state of each resource, shared by every handler
@@ -36,6 +37,9 @@ type resourceState struct {
 	snapshot atomic.Pointer[priceSnapshot]
 	logger   atomic.Pointer[zap.Logger]
 	retick   chan struct{} // prices were configured: tick at their pace
+	// sharer, if not nil, shares the networks' spending with the other
+	// instances that use the same Redis store, at each tick.
+	sharer atomic.Pointer[spendingSharer]
 
 	sweepEvery chan time.Duration // a new sweep interval for the janitor
 	stop       chan struct{}
@@ -104,6 +108,18 @@ func (s *resourceState) configurePrices(c *pricing.Config, logger *zap.Logger) {
 	}
 	if !s.prices.CompareAndSwap(nil, pricing.NewNetworks(*c)) {
 		s.prices.Load().Configure(*c) // another handler got there first
+	}
+}
+
+// shareSpending makes the state's price ticks share the networks'
+// spending through store, or stop sharing it when store is nil (the memory
+// store, or prices that do not move).
+func (s *resourceState) shareSpending(store *redisstore.Store) {
+	for {
+		cur := s.sharer.Load()
+		if s.sharer.CompareAndSwap(cur, sharerFor(cur, store, s.resource)) {
+			return
+		}
 	}
 }
 

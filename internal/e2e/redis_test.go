@@ -201,3 +201,63 @@ func reasonOf(r response) stamp.Reason {
 	}
 	return r.Error.Data.Reason
 }
+
+// TestTwoCaddyInstancesPriceANetworkByItsTotal: with moving prices, free
+// while calm, and a network budget of 20 cost units a second, a network
+// that sends 6 requests a second to each of two instances sharing one
+// Redis (12 in all) stays free, and one that sends 14 a second to each
+// (within the budget at either, 28 in all) is priced at both: unstamped
+// requests are refused as missing a stamp.
+func TestTwoCaddyInstancesPriceANetworkByItsTotal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := testsupport.StartRedis(t, testsupport.RedisOptions{})
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{})
+	var instances [2]*harness.Caddy
+	for i := range instances {
+		c := harness.CaddyConfig{
+			Listen: testsupport.FreeAddr(t, "127.0.0.1"), Upstream: up.Addr, Resource: sharedResource,
+			Price: "0", NetworkBudget: 20,
+			Options: map[string]any{"network_burst": 20, "price_tick": "200ms", "refusal_rate": -1, "max_rejections": -1},
+			Store:   map[string]any{"module": "redis", "address": r.Addr},
+		}
+		p, err := harness.StartCaddy(ctx, caddyBin, t.TempDir(), c, i == 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Stop(10 * time.Second) })
+		instances[i] = p
+	}
+	conns := [2]*sharedConn{dialShared(t, instances[0].Addr), dialShared(t, instances[1].Addr)}
+	// flood sends perSecond unstamped cost-1.0 requests a second to each
+	// instance for at most d, and returns how many each refused, stopping
+	// once both have refused some if stopWhenPriced.
+	id := 0
+	flood := func(perSecond int, d time.Duration, stopWhenPriced bool) (refused [2]int) {
+		tick := time.NewTicker(time.Second / time.Duration(perSecond))
+		defer tick.Stop()
+		for end := time.Now().Add(d); time.Now().Before(end); <-tick.C {
+			for i, c := range conns {
+				id++
+				resp := c.call(t, fmt.Sprintf(`{"jsonrpc":"2.0","method":"test.flood","params":[],"id":%d}`+"\n", id))
+				switch reasonOf(resp) {
+				case "":
+				case stamp.ReasonMissing:
+					refused[i]++
+				default:
+					t.Fatalf("instance %d refused request %d as %q", i, id, reasonOf(resp))
+				}
+			}
+			if stopWhenPriced && refused[0] > 0 && refused[1] > 0 {
+				return refused
+			}
+		}
+		return refused
+	}
+	if refused := flood(6, 3*time.Second, false); refused != [2]int{} {
+		t.Fatalf("12 requests a second in all, within the budget of 20: refused %v", refused)
+	}
+	if refused := flood(14, 10*time.Second, true); refused[0] == 0 || refused[1] == 0 {
+		t.Fatalf("14 requests a second at each instance, 28 in all over the budget of 20: refused %v, want some at both", refused)
+	}
+}

@@ -137,6 +137,7 @@ type meter struct {
 	at        int64   // the last refill
 	lastSpend int64   // the latest Spend: how warm the network is
 	spent     float64 // cost units taken since the last Tick
+	local     float64 // cost units Spend took since the last DrainLocal
 	since     int64   // when it rose from calm
 	roseAt    int64   // its latest rise
 	rate      float32 // spent/tick length at the last Tick
@@ -316,7 +317,48 @@ func (n *Networks) Spend(p netip.Prefix, cost float64, accepted bool, now time.T
 	if !(w > 0) { // also NaN
 		return
 	}
-	w = min(w, maxCost)
+	n.take(p, min(w, maxCost), true, now, st)
+}
+
+// SpendElsewhere takes cost units that network p spent at other instances
+// (as another instance's DrainLocal reported them) from its bucket, as
+// Spend takes an accepted request's, so that every instance prices the
+// network by its spending at all of them. DrainLocal does not report them.
+func (n *Networks) SpendElsewhere(p netip.Prefix, cost float64, now time.Time) {
+	if !(cost > 0) { // also NaN
+		return
+	}
+	n.take(p, min(cost, maxCost), false, now, n.cfg.Load())
+}
+
+// Spending is what one network spent, in cost units.
+type Spending struct {
+	Prefix netip.Prefix
+	Cost   float64
+}
+
+// DrainLocal appends to buf what each network has spent through Spend
+// since the last DrainLocal (refused requests weighted as Spend weighs
+// them), and starts those counts again. A network dropped from the table
+// in between loses its count.
+func (n *Networks) DrainLocal(buf []Spending) []Spending {
+	for si := range n.shards {
+		s := &n.shards[si]
+		s.mu.Lock()
+		for i := range s.meters {
+			if m := &s.meters[i]; m.local > 0 {
+				buf = append(buf, Spending{Prefix: m.prefix, Cost: m.local})
+				m.local = 0
+			}
+		}
+		s.mu.Unlock()
+	}
+	return buf
+}
+
+// take takes w cost units from network p's bucket, adding the network if
+// it is not in the table; local counts them for DrainLocal.
+func (n *Networks) take(p netip.Prefix, w float64, local bool, now time.Time, st *settings) {
 	t := now.UnixNano()
 	s := n.shardOf(p)
 	s.mu.Lock()
@@ -339,6 +381,9 @@ func (n *Networks) Spend(p netip.Prefix, cost float64, accepted bool, now time.T
 	m.refill(t, st)
 	m.tokens = max(m.tokens-w, -st.c.Burst)
 	m.spent += w
+	if local {
+		m.local += w
+	}
 	m.lastSpend = max(m.lastSpend, t)
 	s.mu.Unlock()
 }

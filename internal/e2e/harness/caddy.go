@@ -46,6 +46,10 @@ type CaddyConfig struct {
 	// {"module": "redis", "address": "127.0.0.1:6379"}; its values must be
 	// strings or numbers, which the Caddyfile writes as they are.
 	Store map[string]any
+	// Options are further handler options, such as "price_tick": "200ms";
+	// their values must be strings or numbers, which the Caddyfile writes
+	// as they are.
+	Options map[string]any
 }
 
 // Caddyfile returns the Caddyfile text for c (no TLS).
@@ -67,25 +71,33 @@ func (c CaddyConfig) Caddyfile() string {
 `, c.Listen, c.Resource, c.Price, c.budgetLine(), c.storeLines(), c.Upstream)
 }
 
-// storeLines returns the Caddyfile lines for Store, or nothing.
+// storeLines returns the Caddyfile lines for Options and Store, or nothing.
 func (c CaddyConfig) storeLines() string {
-	if c.Store == nil {
-		return ""
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n\t\t\t\t\tstore %v {", c.Store["module"])
-	keys := make([]string, 0, len(c.Store))
-	for k := range c.Store {
-		if k != "module" {
-			keys = append(keys, k)
-		}
+	for _, k := range sortedKeys(c.Options) {
+		fmt.Fprintf(&b, "\n\t\t\t\t\t%s %v", k, c.Options[k])
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "\n\t\t\t\t\t\t%s %v", k, c.Store[k])
+	if c.Store == nil {
+		return b.String()
+	}
+	fmt.Fprintf(&b, "\n\t\t\t\t\tstore %v {", c.Store["module"])
+	for _, k := range sortedKeys(c.Store) {
+		if k != "module" {
+			fmt.Fprintf(&b, "\n\t\t\t\t\t\t%s %v", k, c.Store[k])
+		}
 	}
 	b.WriteString("\n\t\t\t\t\t}")
 	return b.String()
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // budgetLine returns the Caddyfile line for NetworkBudget, or nothing.
@@ -131,6 +143,9 @@ func (c CaddyConfig) JSON() ([]byte, error) {
 	}
 	if c.Store != nil {
 		hashcash["store"] = c.Store
+	}
+	for k, v := range c.Options {
+		hashcash[k] = v
 	}
 	handle = append(handle,
 		hashcash,
