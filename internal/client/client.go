@@ -14,20 +14,30 @@
 // the server's refusal unchanged only when the proxy gives up. What is
 // learned (Knowledge) is shared by all connections of a Proxy.
 //
-// # Ordering
+// # Ordering and minting
+//
+// Each request line starts minting as soon as it arrives: up to
+// Config.Workers lines (of all connections) are minted side by side, a
+// line minted alone on all Workers, and the lines go to the server in the
+// wallet's order, each as soon as it and those before it are minted.
 //
 // The connection's first request (server.version for Electrum) is never
 // overtaken: nothing else is sent to the server until the first reply to it
 // has arrived, since ElectrumX disconnects a client whose first request is
 // anything else, and a refused first request is not forwarded by the
-// handler. Likewise, after a request of a method whose price is not known
-// yet, new requests wait for its answer (at most 5 s), so that a wrong
-// guess costs one refusal rather than one per pipelined request: the
-// handler closes connections that collect refusals. Minting goes on
-// meanwhile, and a line whose stamps went stale while it waited is minted
-// again before it is sent. Resends go out as soon as they are minted, so
-// they may follow requests the wallet sent later. The proxy never sends
-// anything of its own to the server.
+// handler. No other request waits for another's answer. Prices are
+// predicted rather than probed: a method's price is its cost in the
+// handler's cost table times the server's unit price, which every refusal
+// from a server whose prices move names, and which the refusal of
+// server.version implies on one whose prices are fixed; so the first
+// request's refusal, if any, teaches the price of every method. A request
+// whose method turns out dearer than predicted (an operator's method_price)
+// is refused and resent on its own; the handler does not count such
+// refusals against the connection. A line whose stamps went stale while it
+// waited (a higher price, another resource or clock learned meanwhile) is
+// minted again before it is sent, in its place. Resends go out as soon as
+// they are minted, so they may follow requests the wallet sent later. The
+// proxy never sends anything of its own to the server.
 //
 // # Matching answers
 //
@@ -91,8 +101,14 @@ type Config struct {
 	// Resource is the first guess of the server's resource name; empty
 	// means Server. Refusals correct it.
 	Resource string
-	// Work is the first guess of every method's price; 0 means DefaultWork.
-	// Refusals correct it per method.
+	// Work is the first guess of the server's unit price, the work a
+	// request of relative cost 1.0 requires: a method's price is guessed
+	// as its cost in the handler's cost table times it, rounded up, as
+	// the handler prices it. 0 means DefaultWork, the handler's default.
+	// A refusal that names a unit price (a server whose prices move)
+	// replaces it; the refusal of server.version on a server whose prices
+	// are fixed raises it to the unit that price implies. Refusals correct
+	// it per method.
 	Work uint64
 	// StartFree sends requests without stamps until a refusal names a
 	// price, for a server that is free while calm (its prices move, see
@@ -106,8 +122,10 @@ type Config struct {
 	// MaxTries is how many times a request is sent at most, the first
 	// included; 0 means DefaultMaxTries.
 	MaxTries int
-	// Workers is how many goroutines mint one stamp; 0 means
-	// runtime.NumCPU().
+	// Workers is how many goroutines mint at once, for all connections
+	// together: up to Workers request lines are minted side by side, each
+	// as soon as the wallet sends it, and a line minted alone uses all of
+	// them. 0 means runtime.NumCPU().
 	Workers int
 	// DialTimeout bounds connecting to the server, TLS handshake included.
 	DialTimeout time.Duration
@@ -178,6 +196,9 @@ type Proxy struct {
 	log   *slog.Logger
 	conns atomic.Uint64
 	total counters
+
+	cores   chan struct{} // a token per line being minted, Workers at most
+	waiting atomic.Int64  // lines waiting for a token
 }
 
 // New checks cfg, fills in its defaults and returns a Proxy.
@@ -232,17 +253,40 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.BusyDelay = DefaultBusyDelay
 	}
 	if cfg.Knowledge == nil {
-		work := cfg.Work
 		if cfg.StartFree {
-			work = 0
+			cfg.Knowledge = newFreeKnowledge(cfg.Resource, cfg.Work)
+		} else {
+			cfg.Knowledge = NewKnowledge(cfg.Resource, cfg.Work)
 		}
-		cfg.Knowledge = NewKnowledge(cfg.Resource, work)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Proxy{cfg: cfg, k: cfg.Knowledge, log: log}, nil
+	return &Proxy{cfg: cfg, k: cfg.Knowledge, log: log, cores: make(chan struct{}, cfg.Workers)}, nil
+}
+
+// acquireMint waits for a turn to mint, among all the lines of all
+// connections of p: at most Workers lines are minted at once, in the order
+// they asked. It returns the number of goroutines to mint the line with
+// (all Workers when no other line is being minted or waiting, else one:
+// several lines minted side by side keep the cores busy without the
+// last-chunk waste of splitting each line's search) and the function that
+// ends the turn.
+func (p *Proxy) acquireMint(ctx context.Context) (release func(), workers int, err error) {
+	p.waiting.Add(1)
+	select {
+	case p.cores <- struct{}{}:
+		p.waiting.Add(-1)
+	case <-ctx.Done():
+		p.waiting.Add(-1)
+		return nil, 0, ctx.Err()
+	}
+	workers = 1
+	if len(p.cores) == 1 && p.waiting.Load() == 0 {
+		workers = p.cfg.Workers
+	}
+	return func() { <-p.cores }, workers, nil
 }
 
 // Knowledge returns what the proxy has learned about the server.

@@ -24,38 +24,42 @@ var (
 	errStopped      = errors.New("proxy stopped")
 )
 
-// methodGateTimeout bounds how long the proxy holds the wallet's requests
-// back while it waits for the answer to a request of a method whose price
-// it does not know yet (see writeServer). A variable for tests.
-var methodGateTimeout = 5 * time.Second
-
 // timeMargin is how close to the end of its validity a stamp may be sent.
 const timeMargin = 2
 
-// job is one piece of the wallet's stream, in order: a request line to
-// stamp, or raw bytes to forward untouched.
-type job struct {
-	seq uint64
-	req *request
-	raw []byte
-}
+// outQueue is how many of the wallet's lines may be read ahead of the
+// writer: each starts minting as soon as it is read.
+const outQueue = 128
 
-// outLine is a piece of the stream ready for the server.
-type outLine struct {
-	b     []byte
+// slot is one piece of the wallet's stream, in order: a request line being
+// stamped, or raw bytes to forward untouched. done is closed once b (or
+// err) is set; until then only its minter touches b and err.
+type slot struct {
 	req   *request // nil for raw bytes
 	first bool     // the connection's first request
-	retry bool     // a resend
+	done  chan struct{}
+	b     []byte // the line to send, with its '\n'
+	err   error
 }
 
-// conn is one proxied wallet connection. Four goroutines serve it:
+// outLine is a resend ready for the server.
+type outLine struct {
+	b   []byte
+	req *request
+}
+
+// conn is one proxied wallet connection. Four goroutines serve it, and
+// one more per request line while it is minted:
 //
-//	readWallet:  frames the wallet's stream and queues jobs in order
-//	mint:        stamps the jobs in order, and mints resends first
-//	writeServer: writes the stamped lines in order, resends when ready,
-//	             and holds new lines back while a gate is closed
+//	readWallet:  frames the wallet's stream into slots, starts minting
+//	             each at once (on the cores all connections of the Proxy
+//	             share, see Proxy.acquireMint) and queues them in order
+//	writeServer: writes the slots in order as each is minted, resends as
+//	             they are minted, and holds everything new back until the
+//	             connection's first request is answered
+//	remint:      mints the resends of refused and stale requests
 //	readServer:  passes the server's lines to the wallet, intercepting
-//	             the refusals it can cure, and opens gates
+//	             the refusals it can cure, and opens the gate
 //
 // Queues between them are bounded, except the retry queue, which the
 // server reader and the writer must never block on.
@@ -69,20 +73,18 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	jobs     chan job
-	out      chan outLine
+	out      chan *slot
 	retryOut chan outLine
 	retries  retryQueue
 	table    *table
+	minters  sync.WaitGroup
 
-	// The gate: after the request gateReq the writer sends nothing new
-	// until gateCh is closed. A strict gate (the first request) opens only
-	// when the request is answered or given up; a method gate also opens
-	// when the request is refused (its price is then known).
-	gateMu     sync.Mutex
-	gateReq    *request
-	gateStrict bool
-	gateCh     chan struct{}
+	// The gate: after the connection's first request gateReq the writer
+	// sends nothing new until gateCh is closed, when the request is
+	// answered or given up.
+	gateMu  sync.Mutex
+	gateReq *request
+	gateCh  chan struct{}
 
 	timersMu sync.Mutex
 	timers   map[uint64]*time.Timer // pending delayed resends
@@ -95,8 +97,7 @@ func newConn(ctx context.Context, p *Proxy, log *slog.Logger, wallet, server net
 	c := &conn{
 		p: p, cfg: &p.cfg, k: p.k, log: log,
 		wallet: wallet, server: server,
-		jobs:     make(chan job, 64),
-		out:      make(chan outLine, 64),
+		out:      make(chan *slot, outQueue),
 		retryOut: make(chan outLine, 8),
 		retries:  retryQueue{notify: make(chan struct{}, 1)},
 		table:    newTable(maxOutstanding, maxOutstandingBytes),
@@ -114,10 +115,11 @@ func (c *conn) run() error {
 	})
 	defer stop()
 	var wg sync.WaitGroup
-	for _, f := range []func() error{c.readWallet, c.mint, c.writeServer, c.readServer} {
+	for _, f := range []func() error{c.readWallet, c.remint, c.writeServer, c.readServer} {
 		wg.Go(func() { c.cancel(f()) })
 	}
 	wg.Wait()
+	c.minters.Wait() // they end with c.ctx
 	c.timersMu.Lock()
 	for _, t := range c.timers {
 		t.Stop()
@@ -149,23 +151,32 @@ func (c *conn) count(f func(*counters)) {
 	f(&c.p.total)
 }
 
-// readWallet reads the wallet's lines and queues them for minting.
+// readWallet reads the wallet's lines, starts minting each request line at
+// once and queues the lines for the writer in order.
 func (c *conn) readWallet() error {
 	lr := newLineReader(c.wallet, 64<<10, c.cfg.MaxRequest)
 	var seq uint64
 	for {
 		b, whole, err := lr.next()
 		if len(b) > 0 {
-			j := job{seq: seq, raw: bytes.Clone(b)}
+			raw := bytes.Clone(b)
+			var r *request
 			if whole {
-				j.req = prepare(j.raw[:len(j.raw)-1])
+				r = prepare(raw[:len(raw)-1])
 			}
-			if j.req != nil {
-				j.req.seq = seq
-				j.raw = nil
+			s := &slot{req: r, done: make(chan struct{})}
+			if r == nil {
+				s.b = raw
+				close(s.done)
+			} else {
+				r.seq = seq
+				r.attempts = 1 // r is not shared yet
+				s.first = seq == 0 && len(r.ids) > 0
+				c.count(func(cs *counters) { cs.stamped.Add(uint64(len(r.methods))) })
+				c.startMint(s)
 			}
 			select {
-			case c.jobs <- j:
+			case c.out <- s:
 			case <-c.ctx.Done():
 				return c.stopped()
 			}
@@ -178,6 +189,31 @@ func (c *conn) readWallet() error {
 			return c.ioErr(err)
 		}
 	}
+}
+
+// startMint stamps s.req with what the proxy knows now and then closes
+// s.done: at once when the line goes without stamps, otherwise on a
+// goroutine of its own once it has a turn at the Proxy's cores.
+func (c *conn) startMint(s *slot) {
+	if c.free(s.req) {
+		s.b, s.err = c.stampLine(s.req, 0)
+		close(s.done)
+		return
+	}
+	c.minters.Go(func() {
+		defer close(s.done)
+		s.b, s.err = c.mintLine(s.req)
+	})
+}
+
+// mintLine waits for a turn at the Proxy's cores and stamps r.
+func (c *conn) mintLine(r *request) ([]byte, error) {
+	release, workers, err := c.p.acquireMint(c.ctx)
+	if err != nil {
+		return nil, c.stopped()
+	}
+	defer release()
+	return c.stampLine(r, workers)
 }
 
 // prepare returns the request a wallet line holds, or nil when the line is
@@ -206,74 +242,45 @@ func prepare(line []byte) *request {
 	return r
 }
 
-// mint stamps the wallet's lines in order and mints resends, which take
-// priority.
-func (c *conn) mint() error {
+// remint mints the resends of refused and stale requests, in the order
+// they are queued.
+func (c *conn) remint() error {
 	for {
-		if r := c.retries.pop(); r != nil {
-			if err := c.resend(r); err != nil {
-				return err
+		r := c.retries.pop()
+		if r == nil {
+			select {
+			case <-c.retries.notify:
+				continue
+			case <-c.ctx.Done():
+				return c.stopped()
 			}
-			continue
+		}
+		var b []byte
+		var err error
+		if c.free(r) {
+			b, err = c.stampLine(r, 0)
+		} else {
+			b, err = c.mintLine(r)
+		}
+		if err != nil {
+			return err
 		}
 		select {
-		case j := <-c.jobs:
-			if err := c.process(j); err != nil {
-				return err
-			}
-		case <-c.retries.notify:
+		case c.retryOut <- outLine{b: b, req: r}:
 		case <-c.ctx.Done():
 			return c.stopped()
 		}
 	}
 }
 
-func (c *conn) process(j job) error {
-	if j.req == nil {
-		return c.deliver(outLine{b: j.raw})
-	}
-	r := j.req
-	r.attempts = 1 // r is not shared yet
-	b, err := c.stampLine(r)
-	if err != nil {
-		return err
-	}
-	c.count(func(cs *counters) { cs.stamped.Add(uint64(len(r.methods))) })
-	c.table.add(r)
-	return c.deliver(outLine{b: b, req: r, first: j.seq == 0 && len(r.ids) > 0})
-}
-
-// deliver queues x for the writer, minting resends while the queue is
-// full: the writer may be holding everything back until a request that
-// itself needs a resend is answered.
-func (c *conn) deliver(x outLine) error {
-	for {
-		select {
-		case c.out <- x:
-			return nil
-		case <-c.retries.notify:
-			for r := c.retries.pop(); r != nil; r = c.retries.pop() {
-				if err := c.resend(r); err != nil {
-					return err
-				}
-			}
-		case <-c.ctx.Done():
-			return c.stopped()
+// free reports whether every object of r goes without a stamp now.
+func (c *conn) free(r *request) bool {
+	for _, m := range r.methods {
+		if c.workFor(m) != 0 {
+			return false
 		}
 	}
-}
-
-func (c *conn) resend(r *request) error {
-	b, err := c.stampLine(r)
-	if err != nil {
-		return err
-	}
-	select {
-	case c.retryOut <- outLine{b: b, req: r, retry: true}:
-		return nil
-	case <-c.ctx.Done():
-		return c.stopped()
-	}
+	return true
 }
 
 // workFor returns the work to mint a stamp for method with. When the known
@@ -288,9 +295,9 @@ func (c *conn) workFor(method string) uint64 {
 	return w
 }
 
-// stampLine mints a stamp for every object of r with what we know now and
-// returns the line to send, with its '\n'.
-func (c *conn) stampLine(r *request) ([]byte, error) {
+// stampLine mints a stamp for every object of r with what we know now,
+// with workers goroutines, and returns the line to send, with its '\n'.
+func (c *conn) stampLine(r *request, workers int) ([]byte, error) {
 	start := time.Now()
 	resource := c.k.Resource()
 	free := true
@@ -307,7 +314,7 @@ func (c *conn) stampLine(r *request) ([]byte, error) {
 		st := stamp.Stamp{Work: max(c.workFor(r.methods[i]), 1), Time: c.k.ServerTime(), Resource: resource}
 		rand.Read(st.Salt[:])
 		return st
-	}, c.cfg.Workers)
+	}, max(workers, 1))
 	if err != nil {
 		if c.ctx.Err() != nil {
 			return nil, c.stopped()
@@ -366,130 +373,175 @@ func (c *conn) stale(r *request) bool {
 	return false
 }
 
-// confirmed reports whether the prices of all of r's methods are known.
-func (c *conn) confirmed(r *request) bool {
-	for _, m := range r.methods {
-		if !c.k.Confirmed(m) {
-			return false
-		}
-	}
-	return true
-}
-
-// writeServer writes stamped lines to the server in the wallet's order, and
-// resends as they come. Two kinds of gate hold new lines back (resends
-// still go):
+// writeServer writes the wallet's lines to the server in the wallet's
+// order, each as soon as it is minted, and resends as they come. Only one
+// thing holds new lines back (resends still go): after the connection's
+// first request, nothing new is sent until it is answered. ElectrumX
+// disconnects a client whose first request is not server.version, and the
+// handler does not forward a refused request, so anything sent behind a
+// refused first request would overtake it. The first request also teaches
+// the proxy whether the server is free, and its price level.
 //
-//   - after the connection's first request, until it is answered: ElectrumX
-//     disconnects a client whose first request is not server.version, and
-//     the handler does not forward a refused request, so anything sent
-//     behind a refused first request would overtake it;
-//   - after a request of a method whose price is not known yet, until it is
-//     answered or refused (or methodGateTimeout passes): then the price is
-//     known, and the requests behind it are not all refused at a wrong
-//     guess (the handler closes connections that collect refusals).
+// No other request waits for another's answer: prices are predicted from
+// the cost table (see Knowledge), and a request of a method whose price
+// turns out higher is refused and resent on its own.
 //
-// A line whose stamps have gone stale since minting is not sent but minted
-// again.
+// A line whose stamps have gone stale since minting (the proxy learned a
+// higher price, another resource or clock meanwhile) is minted again
+// before it is sent, in its place.
 func (c *conn) writeServer() error {
 	bw := bufio.NewWriterSize(c.server, 64<<10)
-	var gate <-chan struct{}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	var (
+		gate    <-chan struct{}
+		pending *slot // the next line in the wallet's order, being minted
+	)
+	flush := func() error {
+		if bw.Buffered() == 0 {
+			return nil
+		}
+		c.server.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+		return bw.Flush()
+	}
 	for {
-		in := c.out
-		if gate != nil {
-			in = nil
+		var (
+			in    <-chan *slot
+			ready <-chan struct{}
+		)
+		switch {
+		case pending == nil:
+			in = c.out
+		case gate == nil:
+			ready = pending.done
 		}
-		var x outLine
-		select {
-		case x = <-in:
-		case x = <-c.retryOut:
-		case <-gate:
-			gate = nil
-			timer.Stop()
-			continue
-		case <-timer.C:
-			c.log.Debug("no answer to a request of unknown price; sending on", "seq", c.gateSeq())
-			c.openGate(nil, true)
-			gate = nil
-			continue
-		case <-c.ctx.Done():
+		// What is ready goes out without a flush in between; the buffer
+		// is flushed before waiting.
+		ev := c.next(in, ready, gate, false)
+		if ev.what == evNone {
+			if err := flush(); err != nil {
+				return c.ioErr(err)
+			}
+			ev = c.next(in, ready, gate, true)
+		}
+		var b []byte
+		switch ev.what {
+		case evStopped:
 			return c.stopped()
-		}
-		if x.req != nil && x.first && gate == nil {
-			gate = c.setGate(x.req, true)
-		}
-		if x.req != nil && c.stale(x.req) {
-			c.count(func(cs *counters) { cs.restamped.Add(1) })
-			c.retries.push(x.req)
-		} else {
-			if x.req != nil && !x.first && !x.retry && len(x.req.ids) > 0 && !c.confirmed(x.req) {
-				gate = c.setGate(x.req, false)
-				timer.Reset(methodGateTimeout)
+		case evGate:
+			gate = nil
+			continue
+		case evSlot:
+			pending = ev.slot
+			continue
+		case evMinted:
+			x := pending
+			if x.err != nil {
+				return x.err
 			}
-			c.server.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-			if _, err := bw.Write(x.b); err != nil {
-				return c.ioErr(err)
+			if x.req != nil && c.stale(x.req) {
+				c.count(func(cs *counters) { cs.restamped.Add(1) })
+				x.done = make(chan struct{})
+				c.minters.Go(func() {
+					defer close(x.done)
+					x.b, x.err = c.mintLine(x.req)
+				})
+				continue
 			}
-		}
-		if (gate != nil || len(c.out) == 0) && len(c.retryOut) == 0 {
-			c.server.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-			if err := bw.Flush(); err != nil {
-				return c.ioErr(err)
+			pending, b = nil, x.b
+			if x.req != nil {
+				c.table.add(x.req)
+				if x.first {
+					gate = c.setGate(x.req)
+				}
 			}
+		case evRetry:
+			if c.stale(ev.retry.req) {
+				c.count(func(cs *counters) { cs.restamped.Add(1) })
+				c.retries.push(ev.retry.req)
+				continue
+			}
+			b = ev.retry.b
 		}
+		c.server.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+		if _, err := bw.Write(b); err != nil {
+			return c.ioErr(err)
+		}
+	}
+}
+
+// Events the writer waits for.
+const (
+	evNone    = iota
+	evStopped // the connection is ending
+	evGate    // the gate opened
+	evSlot    // the wallet's next line arrived
+	evMinted  // the pending line is minted
+	evRetry   // a resend is minted
+)
+
+type writerEvent struct {
+	what  int
+	slot  *slot
+	retry outLine
+}
+
+// next returns the writer's next event; without block, evNone if none is
+// ready. Nil channels are not waited for.
+func (c *conn) next(in <-chan *slot, ready, gate <-chan struct{}, block bool) writerEvent {
+	if !block {
+		select {
+		case s := <-in:
+			return writerEvent{what: evSlot, slot: s}
+		case <-ready:
+			return writerEvent{what: evMinted}
+		case r := <-c.retryOut:
+			return writerEvent{what: evRetry, retry: r}
+		case <-gate:
+			return writerEvent{what: evGate}
+		case <-c.ctx.Done():
+			return writerEvent{what: evStopped}
+		default:
+			return writerEvent{what: evNone}
+		}
+	}
+	select {
+	case s := <-in:
+		return writerEvent{what: evSlot, slot: s}
+	case <-ready:
+		return writerEvent{what: evMinted}
+	case r := <-c.retryOut:
+		return writerEvent{what: evRetry, retry: r}
+	case <-gate:
+		return writerEvent{what: evGate}
+	case <-c.ctx.Done():
+		return writerEvent{what: evStopped}
 	}
 }
 
 // setGate closes the gate behind r and returns the channel that opens it.
 // It is called before r is written, so that its answer finds the gate.
-func (c *conn) setGate(r *request, strict bool) <-chan struct{} {
+func (c *conn) setGate(r *request) <-chan struct{} {
 	c.gateMu.Lock()
 	defer c.gateMu.Unlock()
 	if c.gateCh != nil {
 		close(c.gateCh)
 	}
-	c.gateReq, c.gateStrict, c.gateCh = r, strict, make(chan struct{})
+	c.gateReq, c.gateCh = r, make(chan struct{})
 	return c.gateCh
-}
-
-func (c *conn) gateSeq() uint64 {
-	c.gateMu.Lock()
-	defer c.gateMu.Unlock()
-	if c.gateReq == nil {
-		return 0
-	}
-	return c.gateReq.seq
 }
 
 // openGate opens the gate after the server sent a line: matched is the
 // request the line answers (nil if none or unknown), swallowed whether the
-// line is a refusal being cured by a resend, force whether the line cannot
-// have been judged (or the gate timed out).
-func (c *conn) openGate(matched *request, force bool) {
-	c.openGateAfter(matched, false, force)
-}
-
-func (c *conn) openGateAfter(matched *request, swallowed, force bool) {
+// line is a refusal being cured by a resend. Nothing but the first request
+// is in flight while the gate is closed, so any line but its refusal being
+// cured is its answer (or the server's last word).
+func (c *conn) openGate(matched *request, swallowed bool) {
 	c.gateMu.Lock()
 	defer c.gateMu.Unlock()
-	if c.gateReq == nil {
+	if c.gateReq == nil || (swallowed && matched == c.gateReq) {
 		return
 	}
-	var open bool
-	if c.gateStrict {
-		// Nothing but the first request is in flight: any line but its
-		// refusal being cured is its answer (or the server's last word).
-		open = !(swallowed && matched == c.gateReq)
-	} else {
-		open = force || matched == c.gateReq
-	}
-	if open {
-		close(c.gateCh)
-		c.gateReq, c.gateCh = nil, nil
-	}
+	close(c.gateCh)
+	c.gateReq, c.gateCh = nil, nil
 }
 
 // readServer passes the server's lines to the wallet, except refusals that
@@ -505,7 +557,7 @@ func (c *conn) readServer() error {
 			if whole {
 				pass = c.judge(b[:len(b)-1], &scan)
 			} else {
-				c.openGate(nil, true)
+				c.openGate(nil, false)
 			}
 			if pass {
 				c.wallet.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
@@ -539,11 +591,11 @@ func (c *conn) judge(line []byte, scan *rpcline.Line) bool {
 	if c.table.empty() {
 		// A connection refusal can come before the first request is sent.
 		c.noteConnectionRefusal(line, scan, false)
-		c.openGate(nil, true)
+		c.openGate(nil, false)
 		return true
 	}
 	if err := rpcline.Scan(line, stamp.Member, scan); err != nil || scan.Kind == rpcline.KindOther {
-		c.openGate(nil, true)
+		c.openGate(nil, false)
 		return true
 	}
 	var req *request
@@ -562,7 +614,7 @@ func (c *conn) judge(line []byte, scan *rpcline.Line) bool {
 		// A refused batch is refused whole: every element is an error.
 		if rejs := refusals(line, scan); len(rejs) > 0 && len(rejs) == len(scan.Objects) {
 			if c.refused(req, rejs) {
-				c.openGateAfter(req, true, false)
+				c.openGate(req, true)
 				return false
 			}
 			c.table.remove(req)

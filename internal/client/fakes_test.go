@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/electrum-hashcash/electrum-hashcash/internal/methodcost"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
@@ -115,7 +117,11 @@ type fakeServer struct {
 	policy   atomic.Pointer[verify.Policy]
 	// onRefusal, if set, runs after each refusal, before it is sent.
 	onRefusal atomic.Pointer[func()]
-	closed    chan struct{} // receives when a client connection ends
+	// quote, if set when a connection's policy is loaded, prices requests
+	// by policy.Costs times its unit, as the handler does while prices
+	// move.
+	quote  atomic.Pointer[verify.Quote]
+	closed chan struct{} // receives when a client connection ends
 
 	mu      sync.Mutex
 	replies [][]byte // every refusal line sent, in order
@@ -210,6 +216,9 @@ func (s *fakeServer) handle(c net.Conn) {
 		}
 		if p := s.policy.Load(); p != pol {
 			pol, v = p, p.NewVerifier(observe)
+			if s.quote.Load() != nil {
+				v.QuoteBy(func(time.Time) verify.Quote { return *s.quote.Load() })
+			}
 		}
 		fwd, rep := v.Check(fwdBuf[:0], line[:len(line)-1])
 		if rep == nil {
@@ -235,11 +244,18 @@ func (s *fakeServer) handle(c net.Conn) {
 	}
 }
 
+// newPolicy prices as the handler does with fixed prices: each method its
+// cost times def, methods not in the cost table def, prices overriding.
 func newPolicy(resource string, def uint64, prices map[string]uint64) *verify.Policy {
+	table := map[string]uint64{}
+	for m, c := range methodcost.Table() {
+		table[m] = priceUp(c, def)
+	}
+	maps.Copy(table, prices)
 	return &verify.Policy{
 		Resource:     resource,
 		DefaultPrice: def,
-		MethodPrices: prices,
+		MethodPrices: table,
 		Window:       300 * time.Second,
 		Skew:         30 * time.Second,
 		Store:        replay.NewMemory(1 << 16),

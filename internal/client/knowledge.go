@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/electrum-hashcash/electrum-hashcash/internal/methodcost"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 )
 
@@ -24,15 +25,17 @@ type Knowledge struct {
 	mu          sync.RWMutex
 	resource    string
 	offset      time.Duration
-	window      int64 // seconds a stamp stays valid; 0 while unknown
-	skew        int64 // seconds a stamp may be dated ahead
-	defaultWork uint64
+	window      int64             // seconds a stamp stays valid; 0 while unknown
+	skew        int64             // seconds a stamp may be dated ahead
+	defaultWork uint64            // the guess of the unit price, for methods whose price is not known
 	prices      map[string]uint64 // confirmed prices: told or accepted
 	now         func() time.Time
 
 	// On a server whose prices move, each refusal says the unit price of
 	// a cost-1.0 request for this client; a method's price is its cost
-	// (learned as price over unit) times the unit. After nextFall the unit
+	// (learned as price over unit, else from the handler's cost table,
+	// methodcost) times the unit, so one refusal predicts the price of
+	// every method. After nextFall the unit
 	// may have fallen: the proxy then sends token stamps (work 1), whose
 	// refusals say the new unit, and whose acceptance says requests are
 	// free: then it sends none until a refusal says a price again.
@@ -51,13 +54,13 @@ func NewKnowledge(resource string, defaultWork uint64) *Knowledge {
 		ratios: map[string]float64{}, free: defaultWork == 0, now: time.Now}
 }
 
-// Confirmed reports whether the price of method is known: the server
-// stated it in a refusal, or accepted a stamp at it.
-func (k *Knowledge) Confirmed(method string) bool {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	_, ok := k.prices[method]
-	return ok || k.unit > 0 || k.free
+// newFreeKnowledge is NewKnowledge that starts free, and guesses
+// defaultWork for the methods whose price is not known once a refusal
+// without a unit price (a server whose prices are fixed) ends that.
+func newFreeKnowledge(resource string, defaultWork uint64) *Knowledge {
+	k := NewKnowledge(resource, defaultWork)
+	k.free = true
+	return k
 }
 
 // Confirm records that the server accepted a stamp of work for method,
@@ -94,14 +97,24 @@ func (k *Knowledge) Price(method string) uint64 {
 	case k.unit > 0:
 		ratio, ok := k.ratios[method]
 		if !ok {
-			ratio = 1 // an unknown method costs 1.0 unless the server says otherwise
+			ratio = methodcost.Of(method) // the handler's cost table
 		}
-		return uint64(math.Ceil(ratio * float64(k.unit)))
+		return priceUp(ratio, k.unit)
 	}
 	if w, ok := k.prices[method]; ok {
 		return w
 	}
-	return k.defaultWork
+	return priceUp(methodcost.Of(method), k.defaultWork)
+}
+
+// priceUp returns cost × unit rounded up, as the handler computes a
+// method's price.
+func priceUp(cost float64, unit uint64) uint64 {
+	w := math.Ceil(cost * float64(unit))
+	if w >= math.MaxUint64 {
+		return math.MaxUint64
+	}
+	return uint64(w)
 }
 
 // probingLocked reports whether the unit price may have fallen since the
@@ -167,8 +180,20 @@ func (k *Knowledge) Learn(r *stamp.Rejection, at time.Time) bool {
 		if _, ok := k.ratios[r.Method]; r.Method != "" && r.Reason.Priced() && (ok || len(k.ratios) < maxLearnedMethods) {
 			k.ratios[r.Method] = float64(r.Price) / float64(r.Unit)
 		}
-	} else if r.Reason.Priced() && r.Price > 0 && k.free {
-		k.free, changed = false, true
+	} else if r.Reason.Priced() && r.Price > 0 {
+		if k.free {
+			k.free, changed = false, true
+		}
+		// Fixed prices: a method's price is its cost times the server's
+		// unit price, so the price of server.version (the first request,
+		// which nothing overtakes) implies the unit. Raise the guess for
+		// methods whose price is not known yet to it, never lower it: a
+		// method_price override may make one method cheaper than the
+		// table says. Other methods' prices teach only themselves, as an
+		// override may make them dearer.
+		if implied := priceUp(1/methodcost.Of(r.Method), r.Price); r.Method == "server.version" && implied > k.defaultWork {
+			k.defaultWork, changed = implied, true
+		}
 	}
 	if r.Method != "" && r.Reason.Priced() {
 		if old, ok := k.prices[r.Method]; !ok || old != r.Price {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/electrum-hashcash/electrum-hashcash/internal/methodcost"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"slices"
@@ -312,7 +313,7 @@ func TestPriceRaisedMidConnection(t *testing.T) {
 func TestCeiling(t *testing.T) {
 	leakCheck(t)
 	pol := newPolicy(testResource, 1<<22, map[string]uint64{"server.version": 16})
-	e := newEnv(t, pol, Config{Work: 16, MaxWork: 1 << 12}, 0)
+	e := newEnv(t, pol, Config{Work: 32, MaxWork: 1 << 12}, 0)
 	w := dialWallet(t, e.px.addr)
 	w.send(versionReq)
 	w.readLine()
@@ -329,7 +330,7 @@ func TestCeiling(t *testing.T) {
 				Data stamp.Rejection `json:"data"`
 			} `json:"error"`
 		}
-		if err := json.Unmarshal([]byte(line), &resp); err != nil || resp.Error.Data.Reason != stamp.ReasonInsufficient || resp.Error.Data.Price != 1<<22 {
+		if err := json.Unmarshal([]byte(line), &resp); err != nil || resp.Error.Data.Reason != stamp.ReasonInsufficient || resp.Error.Data.Price != pol.PriceOf("blockchain.estimatefee") {
 			t.Fatalf("refusal %q: %v", line, err)
 		}
 	}
@@ -337,7 +338,7 @@ func TestCeiling(t *testing.T) {
 	if st.GaveUp != 2 || st.Retried != 0 {
 		t.Errorf("stats %+v: want 2 given up, no retries", st)
 	}
-	// The first estimatefee was minted at the guess (16), the second with a
+	// The first estimatefee was minted at the guess (4), the second with a
 	// token stamp since the price is known to be above the ceiling.
 	if h := st.Hashes - hashesBefore; h > 1<<12 {
 		t.Errorf("spent %d hashes on requests above the ceiling", h)
@@ -414,8 +415,8 @@ func TestLearnResourceAndClock(t *testing.T) {
 // a refused batch is resent whole.
 func TestBatch(t *testing.T) {
 	leakCheck(t)
-	pol := newPolicy(testResource, 1<<10, map[string]uint64{"server.version": 16, "server.ping": 16})
-	e := newEnv(t, pol, Config{Work: 16}, 0)
+	pol := newPolicy(testResource, 1<<10, map[string]uint64{"server.version": 16, "server.ping": 4})
+	e := newEnv(t, pol, Config{Work: 32}, 0)
 	w := dialWallet(t, e.px.addr)
 	w.send(versionReq)
 	w.readLine()
@@ -523,50 +524,80 @@ func TestDialFailure(t *testing.T) {
 	testsupport.WaitFor(t, "the close log line", func() bool { return strings.Contains(px.logs.String(), "connection refused") })
 }
 
-// TestNoRefusalCascade: requests of a method whose price is not known yet
-// are not all sent at the guess: the first one is, and the rest wait for
-// its answer, so a wrong guess costs one refusal instead of one per
-// pipelined request (the handler closes connections that collect refusals).
-func TestNoRefusalCascade(t *testing.T) {
-	leakCheck(t)
-	const n = 50
-	pol := newPolicy(testResource, 1<<12, map[string]uint64{"server.version": 16})
-	e := newEnv(t, pol, Config{Work: 16}, 0)
-	lines := []string{versionReq}
-	for i := 1; i < n; i++ {
-		lines = append(lines, req("blockchain.scripthash.subscribe", i, fmt.Sprintf(`["%064x"]`, i)))
-	}
-	w := dialWallet(t, e.px.addr)
-	w.send(lines...)
-	for range n {
-		if line := w.readLine(); strings.Contains(line, `"error"`) {
-			t.Fatalf("wallet got an error: %s", line)
-		}
-	}
-	if r := e.srv.refusedCount(stamp.ReasonInsufficient); r != 1 {
-		t.Errorf("server refused %d requests, want 1", r)
-	}
-	if st := e.px.Stats(); st.Retried != 1 {
-		t.Errorf("stats %+v: want 1 retry", st)
+// TestOneRefusalTeachesEveryPrice: the refusal of the connection's first
+// request teaches the proxy the price of every method, on a server whose
+// prices move (the refusal names the unit price) and on one whose prices
+// are fixed (the price of server.version implies the unit): the requests
+// the wallet pipelined behind it are minted again before they are sent,
+// none is refused, and none waited for another's answer.
+func TestOneRefusalTeachesEveryPrice(t *testing.T) {
+	const unit = 1 << 12
+	methods := []string{"blockchain.estimatefee", "blockchain.block.header", "server.banner",
+		"blockchain.scripthash.subscribe", "blockchain.scripthash.get_history",
+		"blockchain.transaction.get", "blockchain.transaction.get_merkle", "mempool.get_fee_histogram"}
+	for _, moving := range []bool{true, false} {
+		t.Run(fmt.Sprintf("moving=%v", moving), func(t *testing.T) {
+			leakCheck(t)
+			const n = 50
+			pol := newPolicy(testResource, unit, nil)
+			if moving {
+				pol.Costs, pol.MethodPrices = methodcost.Table(), nil
+			}
+			up := newFakeUpstream(t, "127.0.0.1", 0)
+			srv := newFakeServer(t, "tcp", "127.0.0.1:0", up.Addr, pol, nil)
+			if moving {
+				srv.quote.Store(&verify.Quote{Unit: unit, LeastUnit: unit, Level: 1})
+			}
+			px := startProxy(t, Config{Server: srv.addr(), Resource: testResource, Work: 16}, "")
+			lines := []string{versionReq}
+			for i := 1; i < n; i++ {
+				lines = append(lines, req(methods[i%len(methods)], i, fmt.Sprintf(`["%064x"]`, i)))
+			}
+			w := dialWallet(t, px.addr)
+			w.send(lines...)
+			for range n {
+				if line := w.readLine(); strings.Contains(line, `"error"`) {
+					t.Fatalf("wallet got an error: %s", line)
+				}
+			}
+			if r := srv.refusedCount(stamp.ReasonInsufficient); r != 1 {
+				t.Errorf("server refused %d requests, want 1 (server.version's)", r)
+			}
+			if st := px.Stats(); st.Retried != 1 || st.GaveUp != 0 {
+				t.Errorf("stats %+v: want 1 retry", st)
+			}
+			_, got, violation := up.Conn(t, 0).Snapshot()
+			if violation != nil {
+				t.Fatal(violation)
+			}
+			for i := range got {
+				if string(got[i]) != lines[i] {
+					t.Fatalf("upstream line %d is %q, want %q: not in the wallet's order", i, got[i], lines[i])
+				}
+			}
+			for _, m := range methods {
+				p := px.Knowledge().Price(m)
+				if moving && p != priceUp(methodcost.Of(m), unit) {
+					t.Errorf("price of %s predicted %d, want %d", m, p, priceUp(methodcost.Of(m), unit))
+				}
+				if p < pol.PriceOf(m) && !moving {
+					t.Errorf("price of %s guessed %d, below the server's %d", m, p, pol.PriceOf(m))
+				}
+			}
+		})
 	}
 }
 
-// TestMethodGateTimeout: a request of unknown price that is never answered
-// holds the requests behind it back only for a while.
-func TestMethodGateTimeout(t *testing.T) {
+// TestNoWaitBehindUnknownPrice: a request of a method whose price is not
+// known, never answered, holds none of the requests behind it back.
+func TestNoWaitBehindUnknownPrice(t *testing.T) {
 	leakCheck(t)
-	defer func(d time.Duration) { methodGateTimeout = d }(methodGateTimeout)
-	methodGateTimeout = 300 * time.Millisecond
 	e := newEnv(t, newPolicy(testResource, 16, nil), Config{Work: 16}, 0)
 	w := dialWallet(t, e.px.addr)
 	w.send(versionReq)
 	w.readLine()
-	start := time.Now()
 	w.send(req("test.silent", 1, ""), req("server.banner", 2, ""))
 	if got := w.readLine(); got != expectedAnswer("server.banner", "2", 0) {
 		t.Fatalf("wallet got %q", got)
-	}
-	if d := time.Since(start); d < methodGateTimeout {
-		t.Errorf("server.banner answered after %v, before the gate's timeout", d)
 	}
 }

@@ -95,8 +95,24 @@ func TestKnowledge(t *testing.T) {
 		t.Fatal("initial guesses not used")
 	}
 	k.Learn(&stamp.Rejection{Reason: stamp.ReasonInsufficient, Method: "m", Price: 5000, Resource: "real:2", Time: 1_000_042}, now)
-	if k.Price("m") != 5000 || k.Price("other") != 100 || k.Resource() != "real:2" || k.offset != 42*time.Second {
+	if k.Price("m") != 5000 || k.Resource() != "real:2" || k.offset != 42*time.Second {
 		t.Fatalf("learned price %d, resource %q, offset %v", k.Price("m"), k.Resource(), k.offset)
+	}
+	// Methods are guessed at their cost in the handler's table times the
+	// guess of the unit; m's price teaches only m's.
+	if k.Price("other") != 100 || k.Price("blockchain.estimatefee") != 10 {
+		t.Errorf("guesses %d, %d: want the unit guess 100 times the cost", k.Price("other"), k.Price("blockchain.estimatefee"))
+	}
+	// server.version costs 0.5: its price implies the unit 2 × 6000.
+	k.Learn(&stamp.Rejection{Reason: stamp.ReasonInsufficient, Method: "server.version", Price: 6000, Resource: "real:2", Time: 1_000_042}, now)
+	if k.Price("other") != 12000 || k.Price("server.version") != 6000 || k.Price("blockchain.block.header") != 3000 {
+		t.Errorf("guesses %d, %d after server.version's price: want 12000, 3000", k.Price("other"), k.Price("blockchain.block.header"))
+	}
+	// A cheaper server.version never lowers the guess.
+	k2 := NewKnowledge("guess:1", 100)
+	k2.Learn(&stamp.Rejection{Reason: stamp.ReasonInsufficient, Method: "server.version", Price: 10, Resource: "real:2", Time: 1_000_042}, now)
+	if k2.Price("other") != 100 {
+		t.Errorf("guess for other methods %d after a cheap server.version, want 100", k2.Price("other"))
 	}
 	// Free methods are learned as free.
 	k.Learn(&stamp.Rejection{Reason: stamp.ReasonBatch, Method: "free", Price: 0, Resource: "real:2", Time: 1_000_042}, now)

@@ -75,4 +75,10 @@
 // arrival order across connections: see [Server.Requests] and
 // Config.RequestLog. [Server.Close] closes listeners and connections and
 // waits for all connection goroutines.
+//
+// With Config.Hold (ElectrumXHold, 1 s, as ElectrumX ≥ 1.18 does) answers
+// are written as ElectrumX's padded transport writes them: once a
+// connection has been sent its first 1 KiB, small answers are held back
+// until 1 KiB is waiting or the hold since the last write ends, and every
+// write is padded with spaces to a power of two of at least 1 KiB.
 package regtest

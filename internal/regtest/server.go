@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"net"
 	"slices"
 	"sync"
@@ -52,7 +53,25 @@ type Config struct {
 	RequestLog io.Writer
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Hold, if positive, makes the server write its answers as ElectrumX
+	// ≥ 1.18 does (its PaddedRSTransport, see ../shared/electrum-facts.md):
+	// once a connection has been sent its first PadSize bytes, messages
+	// are buffered until PadSize bytes are waiting or Hold has passed
+	// since the last write, and each write is padded with spaces inside
+	// its last message to a power of two of at least PadSize bytes.
+	// ElectrumX holds for ElectrumXHold. 0 writes every message at once,
+	// unpadded.
+	Hold time.Duration
 }
+
+// ElectrumXHold is how long ElectrumX holds small answers back
+// (WAIT_FOR_BUFFER_GROWTH_SECONDS).
+const ElectrumXHold = time.Second
+
+// PadSize is ElectrumX's smallest padded write, and the bytes of a session
+// it sends without holding them back (MIN_PACKET_SIZE and the warm-up
+// budget).
+const PadSize = 1024
 
 // Server is an in-memory regtest chain served over the Electrum protocol.
 // It is safe for concurrent use.
@@ -385,6 +404,13 @@ type conn struct {
 	wmu    sync.Mutex // serializes writes
 	broken bool       // guarded by wmu: a write failed
 
+	// With Config.Hold, guarded by wmu: messages held back, bytes sent,
+	// the time of the last write and the timer that ends the hold.
+	held      []byte
+	sent      int
+	lastWrite time.Time
+	holdTimer *time.Timer
+
 	// Guarded by s.mu.
 	headersSub bool
 	subs       map[string]string // script hash -> last status sent ("" = null)
@@ -395,12 +421,21 @@ func (c *conn) run() {
 	defer s.wg.Done()
 	defer func() {
 		_ = c.nc.Close()
+		c.wmu.Lock()
+		c.broken = true
+		if c.holdTimer != nil {
+			c.holdTimer.Stop()
+		}
+		c.wmu.Unlock()
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		s.log.Debug("connection closed", "conn", c.id)
 	}()
 	s.log.Debug("connection opened", "conn", c.id, "remote", c.nc.RemoteAddr().String())
+	c.wmu.Lock()
+	c.lastWrite = time.Now()
+	c.wmu.Unlock()
 	r := bufio.NewReaderSize(c.nc, readBufSize)
 	for {
 		line, tooLong, err := readLine(r, maxLineSize)
@@ -465,18 +500,73 @@ func (c *conn) handleOversize() {
 	c.s.flushLocked(c, resp, nil)
 }
 
-// writeLocked writes one message plus '\n'. c.wmu must be held. A failed
-// write closes the connection, which ends its reader.
+// writeLocked writes one message plus '\n', or with Config.Hold queues it
+// to be written as ElectrumX would. c.wmu must be held. A failed write
+// closes the connection, which ends its reader.
 func (c *conn) writeLocked(msg []byte) {
 	if c.broken {
 		return
 	}
+	if c.s.cfg.Hold > 0 {
+		c.held = append(append(c.held, msg...), '\n')
+		c.flushHeldLocked()
+		return
+	}
 	buf := make([]byte, 0, len(msg)+1)
 	buf = append(append(buf, msg...), '\n')
+	c.writeRawLocked(buf)
+}
+
+func (c *conn) writeRawLocked(buf []byte) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := c.nc.Write(buf); err != nil {
 		c.broken = true
 		c.s.log.Debug("write failed", "conn", c.id, "err", err)
 		_ = c.nc.Close()
 	}
+}
+
+// flushHeldLocked writes the held messages if ElectrumX would now: the
+// connection is still within its first PadSize bytes, PadSize bytes are
+// waiting, or Hold has passed since the last write. Otherwise it makes
+// sure a timer writes them when the hold ends. c.wmu must be held.
+func (c *conn) flushHeldLocked() {
+	if c.broken || len(c.held) == 0 {
+		return
+	}
+	hold := c.s.cfg.Hold
+	if wait := time.Until(c.lastWrite.Add(hold)); c.sent >= PadSize && len(c.held) < PadSize && wait > 0 {
+		if c.holdTimer == nil {
+			c.holdTimer = time.AfterFunc(wait, func() {
+				c.wmu.Lock()
+				defer c.wmu.Unlock()
+				c.holdTimer = nil
+				c.flushHeldLocked()
+			})
+		}
+		return
+	}
+	if c.holdTimer != nil {
+		c.holdTimer.Stop()
+		c.holdTimer = nil
+	}
+	buf := padHeld(c.held)
+	c.held = c.held[:0]
+	c.sent += len(buf)
+	c.lastWrite = time.Now()
+	c.writeRawLocked(buf)
+}
+
+// padHeld returns msgs (whole messages, each ending in "}\n" or "]\n")
+// padded as ElectrumX pads a write: spaces before the last message's
+// closing bracket up to a power of two of at least PadSize bytes (the
+// next one above the length, as ElectrumX's 2**bit_length does).
+func padHeld(msgs []byte) []byte {
+	total := max(PadSize, 1<<bits.Len(uint(len(msgs))))
+	buf := make([]byte, 0, total)
+	buf = append(buf, msgs[:len(msgs)-2]...)
+	for range total - len(msgs) {
+		buf = append(buf, ' ')
+	}
+	return append(buf, msgs[len(msgs)-2:]...)
 }

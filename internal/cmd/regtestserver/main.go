@@ -4,7 +4,12 @@
 // Usage:
 //
 //	regtestserver -listen 127.0.0.1:0 -addresses bcrt1q…,bcrt1q… [-blocks 1]
-//	    [-maturity-blocks 100] [-mine-every 2s] [-log-requests FILE] [-v]
+//	    [-maturity-blocks 100] [-mine-every 2s] [-hold 1s] [-log-requests FILE] [-v]
+//
+// -hold 1s makes the server hold small answers back as ElectrumX does
+// (regtest.Config.Hold): once a connection has been sent 1 KiB, answers
+// wait until 1 KiB is buffered or the hold since the last write ends, and
+// every write is padded to a power of two of at least 1 KiB.
 //
 // The first line on stdout is "listening on <host:port>". Each mined block
 // is reported on stdout as "mined block <height> <hash>". SIGUSR1 mines one
@@ -48,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	value := fs.Int64("coinbase-value", regtest.DefaultCoinbaseValue, "coinbase value in satoshis")
 	logRequests := fs.String("log-requests", "", "append every received request line to this file")
 	mineEvery := fs.Duration("mine-every", 0, "mine a block (with the mempool) at this interval; 0 disables")
+	hold := fs.Duration("hold", 0, "hold small answers back as ElectrumX does for up to this long (ElectrumX: 1s) once a connection has been sent 1 KiB, and pad writes; 0 writes at once")
 	verbose := fs.Bool("v", false, "log diagnostics to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		InitialBlocks:  noneIfZero(*blocks),
 		MaturityBlocks: noneIfZero(*maturity),
 		CoinbaseValue:  *value,
+		Hold:           *hold,
 		Logger:         slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if *logRequests != "" {
