@@ -2,10 +2,19 @@ package caddyhashcash
 
 import "time"
 
+// slackFor is how much later than exact an idle or write timeout may end
+// a connection: an eighth of the timeout, at most a second. Deadlines on
+// the connection move only when they have fallen that far behind, not on
+// every read or write (each move resets a runtime timer: at a paced load,
+// most of what the deadlines cost).
+func slackFor(timeout time.Duration) time.Duration {
+	return min(timeout/8, time.Second)
+}
+
 // readDeadline decides how long the next read from the client may wait:
 // until readTimeout after the first byte of an unfinished line, and until
-// idleTimeout after the read starts, whichever is sooner. A zero timeout is
-// off.
+// idleTimeout after the read starts (up to slackFor(idleTimeout) later),
+// whichever is sooner. A zero timeout is off.
 type readDeadline struct {
 	readTimeout, idleTimeout time.Duration
 	lineSince                time.Time // first byte of the unfinished line; zero if none
@@ -37,6 +46,13 @@ func (d *readDeadline) next(now time.Time) (time.Time, bool) {
 	var t time.Time
 	if d.idleTimeout > 0 {
 		t = now.Add(d.idleTimeout)
+		// The deadline set last is still good if it is no earlier than
+		// idle_timeout from now and at most the slack later.
+		if !d.current.Before(t) && !d.current.After(t.Add(slackFor(d.idleTimeout))) {
+			t = d.current
+		} else {
+			t = t.Add(slackFor(d.idleTimeout))
+		}
 	}
 	if d.readTimeout > 0 && !d.lineSince.IsZero() {
 		if line := d.lineSince.Add(d.readTimeout); t.IsZero() || line.Before(t) {

@@ -98,10 +98,11 @@ func TestLineFramerKeepsLongLinesOutOfMemory(t *testing.T) {
 // recordingConn records writes and can fail them with a timeout.
 type recordingConn struct {
 	net.Conn
-	written  bytes.Buffer
-	timeout  bool
-	closed   bool
-	deadline time.Time
+	written   bytes.Buffer
+	timeout   bool
+	closed    bool
+	deadline  time.Time
+	deadlines int // SetWriteDeadline calls
 }
 
 func (c *recordingConn) Write(p []byte) (int, error) {
@@ -110,8 +111,12 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 	}
 	return c.written.Write(p)
 }
-func (c *recordingConn) Close() error                       { c.closed = true; return nil }
-func (c *recordingConn) SetWriteDeadline(t time.Time) error { c.deadline = t; return nil }
+func (c *recordingConn) Close() error { c.closed = true; return nil }
+func (c *recordingConn) SetWriteDeadline(t time.Time) error {
+	c.deadline = t
+	c.deadlines++
+	return nil
+}
 
 func TestReplyWriterWaitsForLineBoundaries(t *testing.T) {
 	conn := &recordingConn{}
@@ -169,12 +174,44 @@ func TestReplyWriterDisconnectsAClientThatDoesNotRead(t *testing.T) {
 	}
 }
 
+// TestWriteDeadlineMovesOnlyWhenItMust: each write may take the write
+// timeout, up to an eighth of it more (at most 1s), so the deadline is set
+// again only once it would leave a write less than the timeout.
+func TestWriteDeadlineMovesOnlyWhenItMust(t *testing.T) {
+	conn := &recordingConn{}
+	w := &replyWriter{conn: conn, timeout: 4 * time.Second, limit: 1 << 10}
+	start := time.Now()
+	w.Write([]byte("a\n"))
+	if conn.deadlines != 1 || conn.deadline.Before(start.Add(4*time.Second)) || conn.deadline.After(time.Now().Add(4*time.Second+500*time.Millisecond)) {
+		t.Fatalf("first write: %d deadlines, the last %v after the write began; want 1, 4s to 4.5s", conn.deadlines, conn.deadline.Sub(start))
+	}
+	for range 100 {
+		w.Write([]byte("b\n"))
+	}
+	if conn.deadlines != 1 {
+		t.Fatalf("100 writes within the slack set the deadline %d times, want once", conn.deadlines)
+	}
+	w.deadline = time.Now().Add(3 * time.Second) // as if a second had passed
+	w.Write([]byte("c\n"))
+	if conn.deadlines != 2 || conn.deadline.Before(time.Now().Add(4*time.Second)) {
+		t.Fatalf("a write with less than the timeout left: %d deadlines, the last in %v; want 2, at least 4s", conn.deadlines, time.Until(conn.deadline))
+	}
+}
+
 func TestReadDeadline(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	d := readDeadline{readTimeout: 30 * time.Second, idleTimeout: 10 * time.Minute}
-	if got, changed := d.next(now); !changed || !got.Equal(now.Add(10*time.Minute)) {
-		t.Fatalf("no line: deadline %v, want idle_timeout from now", got)
+	idle := now.Add(10*time.Minute + time.Second) // idle_timeout from now, with the slack of 1s
+	if got, changed := d.next(now); !changed || !got.Equal(idle) {
+		t.Fatalf("no line: deadline %v, want idle_timeout from now plus 1s", got)
 	}
+	if got, changed := d.next(now.Add(time.Second)); changed || !got.Equal(idle) {
+		t.Fatalf("1s later: deadline %v (changed %v), want the same, still idle_timeout away", got, changed)
+	}
+	if got, changed := d.next(now.Add(1500 * time.Millisecond)); !changed || !got.Equal(now.Add(10*time.Minute+2500*time.Millisecond)) {
+		t.Fatalf("1.5s later: deadline %v (changed %v), want it moved to idle_timeout from then plus 1s", got, changed)
+	}
+	d = readDeadline{readTimeout: 30 * time.Second, idleTimeout: 10 * time.Minute}
 	d.lineStarted(now)
 	d.lineStarted(now.Add(5 * time.Second)) // the same line goes on
 	if got, _ := d.next(now.Add(10 * time.Second)); !got.Equal(now.Add(30 * time.Second)) {

@@ -24,9 +24,10 @@ type replyWriter struct {
 	onTimeout func()        // called once if a write times out
 
 	mu       sync.Mutex
-	midLine  bool   // the last byte written to the client was not a line feed
-	pending  []byte // error lines waiting for a line boundary
-	timedOut bool   // the client stopped reading; the connection is closed
+	midLine  bool      // the last byte written to the client was not a line feed
+	pending  []byte    // error lines waiting for a line boundary
+	timedOut bool      // the client stopped reading; the connection is closed
+	deadline time.Time // the write deadline set last
 }
 
 // queue adds an error line (without its line feed) for the client; flush
@@ -119,11 +120,17 @@ func (w *replyWriter) finish() {
 	_ = w.flushLocked()
 }
 
-// setDeadlineLocked bounds the next write by the write timeout; w.mu must
-// be held.
+// setDeadlineLocked bounds the next write by the write timeout, up to
+// slackFor(timeout) more: the deadline set last stands while it leaves the
+// write at least the timeout. w.mu must be held.
 func (w *replyWriter) setDeadlineLocked() {
-	if w.timeout > 0 {
-		_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	if w.timeout <= 0 {
+		return
+	}
+	earliest := time.Now().Add(w.timeout)
+	if w.deadline.Before(earliest) {
+		w.deadline = earliest.Add(slackFor(w.timeout))
+		_ = w.conn.SetWriteDeadline(w.deadline)
 	}
 }
 
