@@ -59,6 +59,9 @@ type Object struct {
 	Stamp []byte
 	// Members counts the object's members, the stamp included.
 	Members int
+	// MethodEscaped and StampEscaped report that Method and Stamp are
+	// strings with escapes (RawStringValue refuses them).
+	MethodEscaped, StampEscaped bool
 	// StampCount counts the stamp members; more than one is an error.
 	StampCount int
 	// Duplicate names a member other than the stamp that occurs twice
@@ -204,6 +207,16 @@ func RawStringValue(raw []byte) (inner []byte, ok bool) {
 	return inner, bytes.IndexByte(inner, '\\') < 0
 }
 
+// ScannedStringValue is RawStringValue for a value Scan recorded, whose
+// escapes it already knows (Object.MethodEscaped, Object.StampEscaped): it
+// does not look at the string's bytes again.
+func ScannedStringValue(raw []byte, escaped bool) (inner []byte, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' || escaped {
+		return nil, false
+	}
+	return raw[1 : len(raw)-1], true
+}
+
 type scanner struct {
 	b        []byte
 	i        int
@@ -312,11 +325,12 @@ func (s *scanner) object(o *Object) error {
 			return err
 		}
 		val := s.b[valStart:s.i]
+		escaped := s.escaped && val[0] == '"' // str set s.escaped for a string
 		o.Members++
 		switch member {
 		case memberStamp:
 			o.StampCount++
-			o.Stamp = val
+			o.Stamp, o.StampEscaped = val, escaped
 			if prevComma >= 0 {
 				o.CutStart, o.CutEnd = prevComma, s.i
 			} else {
@@ -327,7 +341,7 @@ func (s *scanner) object(o *Object) error {
 			if o.Method != nil {
 				o.Duplicate = "method"
 			}
-			o.Method = val
+			o.Method, o.MethodEscaped = val, escaped
 		case memberID:
 			if o.ID != nil {
 				o.Duplicate = "id"

@@ -121,7 +121,47 @@ func FuzzScanAgreesWithEncodingJSON(f *testing.F) {
 		if !json.Valid(stripped) {
 			t.Fatalf("stripping %q gave invalid JSON %q", in, stripped)
 		}
+		checkScannedStrings(t, in, &l)
 	})
+}
+
+// checkScannedStrings: ScannedStringValue with the escapes Scan recorded
+// says what RawStringValue says of each object's method and stamp.
+func checkScannedStrings(t *testing.T, in string, l *rpcline.Line) {
+	t.Helper()
+	for i := range l.Objects {
+		o := &l.Objects[i]
+		for _, v := range []struct {
+			raw     []byte
+			escaped bool
+		}{{o.Method, o.MethodEscaped}, {o.Stamp, o.StampEscaped}} {
+			want, wantOK := rpcline.RawStringValue(v.raw)
+			got, gotOK := rpcline.ScannedStringValue(v.raw, v.escaped)
+			if gotOK != wantOK || gotOK && string(got) != string(want) {
+				t.Fatalf("%q, object %d, value %q: ScannedStringValue %q, %v; RawStringValue %q, %v",
+					in, i, v.raw, got, gotOK, want, wantOK)
+			}
+		}
+	}
+}
+
+// TestScannedStringValue checks the recorded escapes on values of every
+// kind, after keys with and without escapes.
+func TestScannedStringValue(t *testing.T) {
+	for _, in := range []string{
+		`{"method":"a","pow":"b"}`,
+		`{"method":"a\"b","pow":"c\u0041"}`,
+		`{"meth\u006fd":"plain","p\u006fw":"plain"}`,
+		`{"meth\u006fd":1,"p\u006fw":{"x":"\n"}}`,
+		`[{"method":["\t"]},{"method":"","pow":""},{"pow":null,"method":true}]`,
+		`{"method":"x","method":"y\\"}`,
+	} {
+		var l rpcline.Line
+		if err := rpcline.Scan([]byte(in), "pow", &l); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		checkScannedStrings(t, in, &l)
+	}
 }
 
 func TestScanLimitStopsAtMaxBatch(t *testing.T) {

@@ -54,6 +54,70 @@ func Parse(text []byte) (Stamp, error) { return ParseKnown(text, "") }
 // ParseKnown is Parse for a verifier that expects resource known: when the
 // stamp names it, the result shares known's storage instead of allocating.
 func ParseKnown(text []byte, known string) (Stamp, error) {
+	if s, ok := parseWellFormed(text, known); ok {
+		return s, nil
+	}
+	return parseOrExplain(text, known)
+}
+
+// parseWellFormed is ParseKnown for a stamp it accepts, in one pass over
+// the text instead of splitting it at its colons first; ok is false for any
+// text ParseKnown refuses (and for no other), whose error parseOrExplain
+// then gives.
+func parseWellFormed(text []byte, known string) (s Stamp, ok bool) {
+	if len(text) > MaxTextLen || len(text) < 2 || text[0] != '1' || text[1] != ':' {
+		return s, false
+	}
+	work, i, ok := decimalField(text, 2)
+	if !ok || work == 0 {
+		return s, false
+	}
+	t, i, ok := decimalField(text, i)
+	if !ok || t > 1<<63-1 {
+		return s, false
+	}
+	if len(text)-i <= 2*SaltSize || text[i+2*SaltSize] != ':' || !decodeLowerHex(s.Salt[:], text[i:i+2*SaltSize]) {
+		return s, false
+	}
+	counter, i, ok := decimalField(text, i+2*SaltSize+1)
+	if !ok {
+		return s, false
+	}
+	rest := text[i:]
+	if len(rest) == 0 || len(rest) > MaxResourceLen {
+		return s, false
+	}
+	for _, c := range rest {
+		if !resourceChars[c] {
+			return s, false
+		}
+	}
+	s.Work, s.Time, s.Counter = work, int64(t), counter
+	if string(rest) == known {
+		s.Resource = known
+	} else {
+		s.Resource = string(rest)
+	}
+	return s, true
+}
+
+// decimalField parses the decimal field of text at i, which a colon ends,
+// as parseDecimal does, and returns its value and the index after the colon.
+func decimalField(text []byte, i int) (v uint64, next int, ok bool) {
+	j := i
+	for j < len(text) && text[j]-'0' < 10 {
+		j++
+	}
+	if j == len(text) || text[j] != ':' {
+		return 0, 0, false
+	}
+	v, err := parseDecimal(text[i:j])
+	return v, j + 1, err == nil
+}
+
+// parseOrExplain is ParseKnown field by field: for text that
+// parseWellFormed refuses, it says why.
+func parseOrExplain(text []byte, known string) (Stamp, error) {
 	var s Stamp
 	if len(text) > MaxTextLen {
 		return s, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTextLen)
@@ -132,7 +196,12 @@ func validateResource[T string | []byte](name T) error {
 }
 
 // BodyHash returns the SHA-256 of a forwarded request body.
-func BodyHash(body []byte) [32]byte { return sha256.Sum256(body) }
+func BodyHash(body []byte) [32]byte {
+	if haveBlocks {
+		return sum256Pair(body, nil)
+	}
+	return sha256.Sum256(body)
+}
 
 // PrefixLen returns the length of the hashed input before the counter: a
 // multiple of the 64-byte SHA-256 block size.
@@ -159,6 +228,9 @@ func (s *Stamp) AppendPrefix(dst []byte, bodyHash *[32]byte) []byte {
 // Digest returns the SHA-256 of the stamp's hashed input for a body with the
 // given hash. scratch, if it has room, avoids an allocation.
 func (s *Stamp) Digest(bodyHash *[32]byte, scratch []byte) [32]byte {
+	if haveBlocks && len(s.Resource) <= MaxResourceLen {
+		return s.digestBlocks(bodyHash)
+	}
 	in := s.AppendPrefix(scratch[:0], bodyHash)
 	in = binary.BigEndian.AppendUint64(in, s.Counter)
 	return sha256.Sum256(in)
@@ -177,6 +249,15 @@ func parseDecimal(b []byte) (uint64, error) {
 		return 0, strconv.ErrSyntax
 	}
 	var v uint64
+	if len(b) <= 19 { // below 10^19: cannot overflow
+		for _, c := range b {
+			if c-'0' > 9 {
+				return 0, strconv.ErrSyntax
+			}
+			v = v*10 + uint64(c-'0')
+		}
+		return v, nil
+	}
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, strconv.ErrSyntax

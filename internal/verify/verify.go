@@ -4,11 +4,9 @@
 package verify
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"math"
 	"strconv"
 	"time"
@@ -105,8 +103,7 @@ type Verifier struct {
 	reply   []byte
 	scratch []byte
 	elems   []element
-	hash    hash.Hash // SHA-256 of request bodies
-	sum     []byte    // room for hash's sum
+	hasher  stamp.BodyHasher
 }
 
 // element is the verdict on one request of a line.
@@ -156,8 +153,6 @@ func (p *Policy) NewVerifier(observe func(Verdict)) *Verifier {
 		policy:  p,
 		observe: observe,
 		scratch: make([]byte, 0, 512),
-		hash:    sha256.New(),
-		sum:     make([]byte, 0, sha256.Size),
 	}
 }
 
@@ -292,7 +287,7 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 	if o.Duplicate != "" {
 		return element{reason: stamp.ReasonInvalidRequest, detail: "member \"" + o.Duplicate + "\" appears twice"}
 	}
-	method, ok := rpcline.RawStringValue(o.Method)
+	method, ok := rpcline.ScannedStringValue(o.Method, o.MethodEscaped)
 	if !ok { // absent, not a string, or escaped: the rare slow path
 		decoded, ok := rpcline.StringValue(o.Method)
 		if !ok {
@@ -323,7 +318,7 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 	case e.least == 0:
 		return e // free method: the stamp is removed unchecked
 	}
-	text, ok := rpcline.RawStringValue(o.Stamp)
+	text, ok := rpcline.ScannedStringValue(o.Stamp, o.StampEscaped)
 	if !ok {
 		e.reason, e.detail = stamp.ReasonMalformed, "member \""+stamp.Member+"\" must be a string without escapes"
 		return e
@@ -363,13 +358,8 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 // without its one stamp member: the same as stamp.BodyHash of
 // rpcline.AppendObjectStripped, but it hashes the text on either side of the
 // member where it lies instead of copying it together first.
-func (v *Verifier) bodyHash(line []byte, o *rpcline.Object) (sum [32]byte) {
-	v.hash.Reset()
-	v.hash.Write(line[o.Start:o.CutStart])
-	v.hash.Write(line[o.CutEnd:o.End])
-	v.sum = v.hash.Sum(v.sum[:0])
-	copy(sum[:], v.sum)
-	return sum
+func (v *Verifier) bodyHash(line []byte, o *rpcline.Object) [32]byte {
+	return v.hasher.Sum(line[o.Start:o.CutStart], line[o.CutEnd:o.End])
 }
 
 // claim records an accepted request's stamp, or says why it cannot.
