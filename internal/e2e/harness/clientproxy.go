@@ -89,6 +89,9 @@ type Mint struct {
 	Attempt  int
 	Duration time.Duration
 	Hashes   uint64
+	// At is when the stamp was done (the log line's time, to the
+	// millisecond); zero if the line has no time.
+	At time.Time
 }
 
 // Mints parses the per-stamp lines of clientproxy's -v log (slog text
@@ -121,6 +124,11 @@ func ParseMints(logPath string) ([]Mint, error) {
 			return nil, fmt.Errorf("clientproxy log line %q: mint: %v", line, err)
 		}
 		m.Duration = d
+		if ts, ok := kv["time"]; ok {
+			if m.At, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+				return nil, fmt.Errorf("clientproxy log line %q: time: %v", line, err)
+			}
+		}
 		out = append(out, m)
 	}
 	return out, sc.Err()
