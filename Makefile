@@ -7,7 +7,7 @@ CADDY_L4      := github.com/mholt/caddy-l4@v0.1.2
 MODULE        := github.com/electrum-hashcash/electrum-hashcash
 SOURCES       := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all test test-arm64 release release-check fuzz e2e demo bench bench-flood bench-flood-firewall bench-paying-flood vet clean
+.PHONY: all test test-arm64 release release-check fuzz e2e demo bench bench-flood bench-flood-firewall bench-paying-flood bench-many-networks bench-free-calm vet clean
 
 all: bin/caddy bin/clientproxy
 
@@ -138,6 +138,24 @@ bench-flood-firewall: bin/caddy
 # also bin/loadbench-paying-flood.md. Fails if an honest request is refused.
 bench-paying-flood: bin/caddy
 	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -paying-flood -out bin/loadbench-paying-flood.md
+
+# Moving prices: 30 networks each send 80% of their budget with valid stamps,
+# together 2.4 times what a slow upstream serves (4 workers, 20 ms a request),
+# with max_in_flight 40, while honest wallets, each behind its own clientproxy
+# on its own network, go on alone, through the flood and after it
+# (internal/cmd/loadbench -many-networks), about 2 minutes; also
+# bin/loadbench-many-networks.md. Fails if an honest request gets an error.
+bench-many-networks: bin/caddy
+	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -many-networks 30 -out bin/loadbench-many-networks.md
+
+# Moving prices, free while calm: the same unstamped workload through caddy's
+# proxy alone and through hashcash at price 0 with network_budget set, then
+# proxy: saturated, paced, and honest wallets through clientproxy
+# (internal/cmd/loadbench -free-calm), about 3 minutes; also
+# bin/loadbench-free-calm.md. Fails if a request gets an error or clientproxy
+# mints a stamp.
+bench-free-calm: bin/caddy
+	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -free-calm -out bin/loadbench-free-calm.md
 
 clean:
 	rm -rf bin

@@ -82,9 +82,20 @@
 //	          [-paying-window 16] [-paying-honest 3] [-paying-honest-rate 10]
 //	          [-paying-warmup 2s] [-paying-baseline 10s] [-paying-duration 45s] [-paying-nice 19]
 //	          [-caddy bin/caddy] [-out results.md]
+//	loadbench -many-networks 30 [-many-share 0.8] [-many-budget 20] [-many-max-in-flight 40]
+//	          [-many-upstream-workers 4] [-many-upstream-delay 20ms] [-many-window 64]
+//	          [-many-honest 4] [-many-honest-rate 5] [-many-warmup 2s] [-many-baseline 10s]
+//	          [-many-duration 60s] [-many-after 30s] [-many-nice 19] [-caddy bin/caddy] [-out results.md]
+//	loadbench -free-calm [-free-conns 16] [-free-window 32] [-free-warmup 1s] [-free-duration 3s]
+//	          [-free-pace 2000] [-free-wallets 8] [-free-wallet-rate 10] [-free-wallet-duration 15s]
+//	          [-free-rounds 3] [-caddy bin/caddy] [-out results.md]
 //
 // With -paying-flood, loadbench measures moving prices (network_budget)
-// against one network paying for its flood: see payingflood.go.
+// against one network paying for its flood: see payingflood.go. With
+// -many-networks, against a flood from many networks, each within its
+// budget, that saturates a slow upstream, with max_in_flight: see
+// manynetworks.go. With -free-calm, what the handler costs at calm price 0,
+// against the proxy alone: see freecalm.go.
 package main
 
 import (
@@ -122,6 +133,9 @@ type config struct {
 	pace      float64   // paced runs offer this many requests/s; 0: none
 	rounds    int       // times every measurement is made
 	profile   *profiler // if not nil, profiles one run
+	// localIP, if not nil, returns the address connection i of a run dials
+	// from; otherwise the system chooses.
+	localIP func(i int) net.IP
 }
 
 // profiler writes a CPU profile of the measuring phase of the first
@@ -144,6 +158,9 @@ func main() {
 		worker      bool
 		pc          payingFloodConfig
 		paying      bool
+		mc          manyConfig
+		fr          freeConfig
+		free        bool
 	)
 	flag.StringVar(&conns, "conns", "1,16,256", "numbers of connections to measure, comma-separated")
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "measuring time per path and number of connections")
@@ -181,8 +198,20 @@ func main() {
 	flag.StringVar(&fc.listen, "flood-listen", "", "flood: caddy's listen address, for a firewall rule to match (default: a free loopback port)")
 	flag.BoolVar(&paying, "paying-flood", false, "run the paying-flood scenario of moving prices instead (see payingflood.go)")
 	addPayingFloodFlags(&pc)
+	flag.IntVar(&mc.networks, "many-networks", 0, "run the many-network flood scenario of moving prices instead, with this many flooder networks (see manynetworks.go)")
+	addManyNetworksFlags(&mc)
+	flag.BoolVar(&free, "free-calm", false, "run the free-while-calm scenario of moving prices instead (see freecalm.go)")
+	addFreeCalmFlags(&fr)
 	flag.BoolVar(&worker, "flood-worker", false, "internal: be the flooder process of a flood run (plan on standard input)")
+	manyWorker := flag.Bool("many-flood-worker", false, "internal: be the flooder process of a many-network run (plan on standard input)")
 	flag.Parse()
+	if *manyWorker {
+		if err := manyFloodWorker(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench: flooder process:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if worker {
 		if err := floodWorker(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "loadbench: flooder process:", err)
@@ -193,6 +222,14 @@ func main() {
 	if paying {
 		pc.caddyBin = cfg.caddyBin
 		os.Exit(runPayingFloodMain(pc, out))
+	}
+	if mc.networks > 0 {
+		mc.caddyBin = cfg.caddyBin
+		os.Exit(runManyNetworksMain(mc, out))
+	}
+	if free {
+		fr.caddyBin = cfg.caddyBin
+		os.Exit(runFreeCalmMain(fr, out))
 	}
 	if fc.flooders > 0 {
 		os.Exit(runFloodMain(fc, kinds, cfg, out))
@@ -471,7 +508,11 @@ func measure(path byte, addr string, pools []*pool, cyclic bool, interval time.D
 	debug.FreeOSMemory()
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		c, err := net.Dial("tcp", addr)
+		var d net.Dialer
+		if cfg.localIP != nil {
+			d.LocalAddr = &net.TCPAddr{IP: cfg.localIP(i)}
+		}
+		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			for _, c := range conns[:i] {
 				c.Close()

@@ -171,10 +171,18 @@ type floodSecond struct {
 
 // payingFlooder mints and sends the flood, counting per second.
 type payingFlooder struct {
-	addr  string
-	start time.Time
-	q     quote
-	id    atomic.Int64
+	addr string
+	ip   string // the address it dials from; flooderIP if empty
+	// resource is what its stamps name; payingResource if empty.
+	resource string
+	start    time.Time
+	q        quote
+	id       atomic.Int64
+	// interval, if positive, is the least time between two requests on
+	// one connection: the flooder then sends at most 1/interval a second
+	// (a flooder keeping within its network's budget), and never catches
+	// up on requests that minting delayed.
+	interval time.Duration
 
 	mu              sync.Mutex
 	reasons         map[string]int64 // refusals by reason
@@ -213,7 +221,11 @@ func (f *payingFlooder) run(ctx context.Context, window, nice int) {
 			return
 		}
 	}
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(flooderIP)}}
+	ip := f.ip
+	if ip == "" {
+		ip = flooderIP
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	c, err := d.DialContext(ctx, "tcp", f.addr)
 	if err != nil {
 		f.fail(fmt.Errorf("flooder: %w", err))
@@ -268,13 +280,31 @@ func (f *payingFlooder) run(ctx context.Context, window, nice int) {
 			<-slots
 		}
 	}()
+	resource := f.resource
+	if resource == "" {
+		resource = payingResource
+	}
 	var buf, line []byte
+	next := time.Now()
 	for ctx.Err() == nil {
+		if f.interval > 0 {
+			if wait := time.Until(next); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+				}
+			}
+			next = maxTime(next.Add(f.interval), time.Now())
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 		case <-done:
-			f.fail(errors.New("flooder: caddy ended the connection"))
+			// At the end of the flood, closing the connection ends the
+			// reader too, and this select may see that first.
+			if ctx.Err() == nil {
+				f.fail(errors.New("flooder: caddy ended the connection"))
+			}
 			return
 		}
 		if ctx.Err() != nil {
@@ -290,7 +320,7 @@ func (f *payingFlooder) run(ctx context.Context, window, nice int) {
 		if work == 0 {
 			buf = append(buf, line...)
 		} else {
-			buf, err = stamp.AppendStamped(ctx, buf, line, stamp.Stamp{Resource: payingResource, Time: time.Now().Unix(), Work: work}, 1)
+			buf, err = stamp.AppendStamped(ctx, buf, line, stamp.Stamp{Resource: resource, Time: time.Now().Unix(), Work: work}, 1)
 			if err != nil {
 				if ctx.Err() == nil {
 					f.fail(fmt.Errorf("flooder: minting: %w", err))
@@ -307,6 +337,13 @@ func (f *payingFlooder) run(ctx context.Context, window, nice int) {
 	}
 	c.Close()
 	<-done
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // appendPayingRequest appends a request line of payingMethod with id.
