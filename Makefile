@@ -7,7 +7,7 @@ CADDY_L4      := github.com/mholt/caddy-l4@v0.1.2
 MODULE        := github.com/electrum-hashcash/electrum-hashcash
 SOURCES       := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all test test-arm64 release release-check fuzz e2e demo bench bench-flood bench-flood-firewall bench-paying-flood bench-many-networks bench-free-calm vet clean
+.PHONY: all test test-arm64 release release-check fuzz e2e demo bench bench-flood bench-flood-firewall bench-paying-flood bench-redis bench-many-networks bench-free-calm vet clean
 
 all: bin/caddy bin/clientproxy
 
@@ -136,6 +136,13 @@ bench-flood-firewall: bin/caddy
 # each refusal names, while honest clients on other networks are measured
 # alone and under it (internal/cmd/loadbench -paying-flood), about a minute;
 # also bin/loadbench-paying-flood.md. Fails if an honest request is refused.
+# The Redis store against the in-memory one: paths (b), (c) and (r) of
+# internal/cmd/loadbench, saturated and paced, with a redis-server it
+# starts on a free loopback port (needs redis-server on PATH), about 4
+# minutes; also bin/loadbench-redis.md.
+bench-redis: bin/caddy
+	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -paths bcr -out bin/loadbench-redis.md
+
 bench-paying-flood: bin/caddy
 	$(GO) run ./internal/cmd/loadbench -caddy bin/caddy -paying-flood -out bin/loadbench-paying-flood.md
 

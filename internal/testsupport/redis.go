@@ -51,6 +51,7 @@ type Redis struct {
 	opts    RedisOptions
 	dir     string
 	logPath string
+	wait    time.Duration // how long start waits for PING
 
 	mu   sync.Mutex
 	proc *redisProcess // nil while killed
@@ -68,21 +69,29 @@ type redisProcess struct {
 // server does not start.
 func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 	t.Helper()
+	r, err := LaunchRedis(opts, waitBudget(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// LaunchRedis is StartRedis for a program that is not a test, such as a
+// benchmark command: it waits at most wait for the server to answer PING,
+// and the caller must Close it.
+func LaunchRedis(opts RedisOptions, wait time.Duration) (*Redis, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Fatalf("redis-server is not installed (apt-get install redis-server): %v", err)
+		return nil, fmt.Errorf("redis-server is not installed (apt-get install redis-server): %w", err)
 	}
 	// A short directory of its own: a Unix socket's path is limited to
 	// about 100 bytes, which a test's TempDir can exceed.
 	dir, err := os.MkdirTemp("", "redis")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	r := &Redis{Socket: filepath.Join(dir, "redis.sock"), opts: opts, dir: dir, logPath: filepath.Join(dir, "redis.log")}
-	t.Cleanup(func() {
-		r.kill()
-		os.RemoveAll(dir)
-	})
+	r := &Redis{Socket: filepath.Join(dir, "redis.sock"), opts: opts, dir: dir, logPath: filepath.Join(dir, "redis.log"), wait: wait}
 	// The port was free a moment ago; another process may take it first,
 	// so try a few.
 	for attempt := 1; ; attempt++ {
@@ -91,20 +100,29 @@ func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 			r.TLSAddr, err = FindFreeAddr("127.0.0.1")
 		}
 		if err != nil {
-			t.Fatal(err)
+			r.Close()
+			return nil, err
 		}
-		err = r.start(t, bin)
+		err = r.start(bin)
 		if err == nil {
-			return r
+			return r, nil
 		}
 		if attempt == 3 || !strings.Contains(r.Log(), "Address already in use") {
-			t.Fatalf("starting redis-server on %s: %v\n%s", r.Addr, err, r.Log())
+			err = fmt.Errorf("starting redis-server on %s: %w\n%s", r.Addr, err, r.Log())
+			r.Close()
+			return nil, err
 		}
 	}
 }
 
+// Close kills the server, if it runs, and removes its directory.
+func (r *Redis) Close() {
+	r.kill()
+	os.RemoveAll(r.dir)
+}
+
 // start runs the server on r.Addr and waits until it answers PING.
-func (r *Redis) start(t testing.TB, bin string) error {
+func (r *Redis) start(bin string) error {
 	_, port, err := net.SplitHostPort(r.Addr)
 	if err != nil {
 		return err
@@ -156,7 +174,7 @@ func (r *Redis) start(t testing.TB, bin string) error {
 			return nil
 		}
 	}
-	err = Poll(context.Background(), "redis-server answering PING on "+r.Addr, waitBudget(t), 10*time.Millisecond, func() (bool, error) {
+	err = Poll(context.Background(), "redis-server answering PING on "+r.Addr, r.wait, 10*time.Millisecond, func() (bool, error) {
 		if err := exited(); err != nil {
 			return false, err
 		}
@@ -222,7 +240,7 @@ func (r *Redis) Restart(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.start(t, bin); err != nil {
+	if err := r.start(bin); err != nil {
 		t.Fatalf("restarting redis-server on %s: %v\n%s", r.Addr, err, r.Log())
 	}
 }

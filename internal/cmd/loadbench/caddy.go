@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,8 +26,11 @@ import (
 // The saturated server has a short window (see stampWindow); the paced one
 // has the handler's defaults but for the price, and its own resource so
 // that it has its own replay store. Both let any number of connections
-// come from one network (loadbench dials them all from 127.0.0.1).
-func caddyConfig(plainAddr, hashAddr, pacedAddr, upstream string, price uint64, capacity int) map[string]any {
+// come from one network (loadbench dials them all from 127.0.0.1). With
+// redis set (the address of a Redis server), the same two servers with the
+// Redis store instead of the in-memory one listen at redis.saturated and
+// redis.paced (path r).
+func caddyConfig(plainAddr, hashAddr, pacedAddr, upstream string, price uint64, capacity int, redis redisPaths) map[string]any {
 	proxy := map[string]any{"handler": "proxy", "upstreams": []any{map[string]any{"dial": []string{upstream}}}}
 	// Every connection comes from 127.0.0.1: no per-network limit.
 	hashcash := map[string]any{
@@ -37,15 +41,34 @@ func caddyConfig(plainAddr, hashAddr, pacedAddr, upstream string, price uint64, 
 	server := func(listen string, handlers ...any) map[string]any {
 		return map[string]any{"listen": []string{listen}, "routes": []any{map[string]any{"handle": handlers}}}
 	}
+	servers := map[string]any{
+		"plain":    server(plainAddr, proxy),
+		"hashcash": server(hashAddr, hashcash, proxy),
+		"paced":    server(pacedAddr, paced, proxy),
+	}
+	if redis.server != "" {
+		store := map[string]any{"module": "redis", "address": redis.server}
+		withStore := func(h map[string]any, res string) map[string]any {
+			h = maps.Clone(h)
+			h["resource"], h["store"] = res, store
+			delete(h, "replay_capacity") // the in-memory store's
+			return h
+		}
+		servers["redis"] = server(redis.saturated, withStore(hashcash, redisResource), proxy)
+		servers["redispaced"] = server(redis.paced, withStore(paced, redisPacedResource), proxy)
+	}
 	return map[string]any{
 		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
-		"apps": map[string]any{"layer4": map[string]any{"servers": map[string]any{
-			"plain":    server(plainAddr, proxy),
-			"hashcash": server(hashAddr, hashcash, proxy),
-			"paced":    server(pacedAddr, paced, proxy),
-		}}},
+		"apps":    map[string]any{"layer4": map[string]any{"servers": servers}},
 	}
+}
+
+// redisPaths are the listen addresses of path (r), the hashcash servers
+// with the Redis store at server; all empty without path (r).
+type redisPaths struct {
+	server           string // the Redis server's address
+	saturated, paced string
 }
 
 // caddyServer is caddy serving paths (b) and (c).

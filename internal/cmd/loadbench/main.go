@@ -5,6 +5,12 @@
 //	(b) through caddy with caddy-l4's proxy handler only
 //	(c) through caddy with the hashcash handler, then proxy
 //
+// and, with -paths abcr (or any set that has r), a fourth:
+//
+//	(r) (c) with the Redis store instead of the in-memory one, against a
+//	    redis-server loadbench starts on a free loopback port (persistence
+//	    off, maxmemory-policy noeviction), or the one -redis names
+//
 // The upstream is an in-process, Electrum-shaped server that answers every
 // request line at once. For each number of connections (-conns), loadbench
 // opens that many connections to each path in turn and pipelines requests
@@ -69,6 +75,7 @@
 //	loadbench [-conns 1,16,256] [-warmup 1s] [-duration 3s] [-rounds 3]
 //	          [-window 32] [-pace 5000] [-price 16] [-caddy bin/caddy]
 //	          [-out results.md] [-cpuprofile c.prof -profile-path c]
+//	          [-paths abc] [-redis host:port]
 //	loadbench -flood 300 [-flood-kinds garbage,missing,forged,replay]
 //	          [-flood-per-prefix 24] [-flood-window 64] [-flood-redial-wait 0]
 //	          [-honest 10] [-honest-rate 200]
@@ -133,6 +140,8 @@ type config struct {
 	pace      float64   // paced runs offer this many requests/s; 0: none
 	rounds    int       // times every measurement is made
 	profile   *profiler // if not nil, profiles one run
+	redis     string    // path r's Redis; empty: one of its own
+	redisLine string    // path r's Redis, for the report
 	// localIP, if not nil, returns the address connection i of a run dials
 	// from; otherwise the system chooses.
 	localIP func(i int) net.IP
@@ -169,13 +178,14 @@ func main() {
 	flag.IntVar(&cfg.batch, "batch", 1, "most requests per write: 1 writes each request on its own, as Electrum does")
 	flag.IntVar(&cfg.maxStamps, "max-stamps", 3_000_000, "most stamps to mint for one run of (c); a run that uses them up ends early")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the measuring phase of the first saturated run of -profile-path to this file")
-	flag.StringVar(&profilePath, "profile-path", "c", "the path -cpuprofile profiles: a, b or c")
+	flag.StringVar(&profilePath, "profile-path", "c", "the path -cpuprofile profiles: a, b, c or r")
 	flag.Float64Var(&cfg.pace, "pace", 5000, "after the saturated runs, run (b) and (c) paced at this many requests/s in all, for latency; 0: skip")
 	flag.Uint64Var(&cfg.price, "price", 16, "hashcash price (work of a request of cost 1.0) and work of the stamps")
 	flag.StringVar(&cfg.caddyBin, "caddy", os.Getenv("CADDY_BIN"), "run this caddy binary (built with the module) as a child process instead of in-process")
 	flag.IntVar(&cfg.capacity, "replay-capacity", 20_000_000, "the handler's replay_capacity: enough for every stamp of the run")
 	flag.Float64Var(&cfg.rateGuess, "rate-guess", 100_000, "requests/s of (c) to mint stamps for when (b) is not measured first")
-	flag.StringVar(&cfg.paths, "paths", "abc", "paths to measure: a (upstream), b (caddy proxy), c (caddy hashcash and proxy)")
+	flag.StringVar(&cfg.paths, "paths", "abc", "paths to measure: a (upstream), b (caddy proxy), c (caddy hashcash and proxy), r (c with the Redis store)")
+	flag.StringVar(&cfg.redis, "redis", "", "path r: the Redis server's address; empty: start a redis-server of its own (persistence off) on a free loopback port")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "times to make every measurement; the report gives medians")
 	flag.StringVar(&out, "out", "", "also write the report to this file")
 	flag.IntVar(&fc.flooders, "flood", 0, "run the flood scenario instead, with this many flooder connections")
@@ -253,8 +263,8 @@ func main() {
 			os.Exit(1)
 		}
 		defer f.Close()
-		if len(profilePath) != 1 || !strings.Contains("abc", profilePath) {
-			fmt.Fprintln(os.Stderr, "loadbench: -profile-path must be a, b or c")
+		if len(profilePath) != 1 || !strings.Contains("abcr", profilePath) {
+			fmt.Fprintln(os.Stderr, "loadbench: -profile-path must be a, b, c or r")
 			os.Exit(2)
 		}
 		cfg.profile = &profiler{w: f, path: profilePath[0]}
@@ -321,6 +331,7 @@ var pathNames = map[byte]string{
 	'a': "(a) upstream",
 	'b': "(b) caddy: proxy",
 	'c': "(c) caddy: hashcash, proxy",
+	'r': "(r) caddy: hashcash (Redis store), proxy",
 }
 
 // measurement is the result of one path at one number of connections.
@@ -344,6 +355,9 @@ func (m *measurement) cpuPerRequest() float64 {
 const (
 	resource      = "loadbench.example:50002"
 	pacedResource = "paced.loadbench.example:50002"
+	// Path (r)'s, each a replay store of its own in the one Redis.
+	redisResource      = "redis.loadbench.example:50002"
+	redisPacedResource = "redis-paced.loadbench.example:50002"
 )
 
 // The window and max_skew of the server for saturated runs. Stamps are
@@ -381,13 +395,34 @@ func benchmark(cfg config, log io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	var redis redisPaths
+	if strings.Contains(cfg.paths, "r") {
+		if redis.server = cfg.redis; redis.server == "" {
+			addr, stop, line, err := startRedis()
+			if err != nil {
+				return "", fmt.Errorf("path (r): %w", err)
+			}
+			defer stop()
+			redis.server, cfg.redisLine = addr, line
+		} else {
+			cfg.redisLine = "at " + redis.server + ", given with -redis"
+		}
+		for _, a := range []*string{&redis.saturated, &redis.paced} {
+			if *a, err = testsupport.FindFreeAddr("127.0.0.1"); err != nil {
+				return "", err
+			}
+		}
+	}
 	machineLine := machine()
-	srv, err := startCaddy(cfg.caddyBin, caddyConfig(plainAddr, hashAddr, pacedAddr, up.addr(), cfg.price, cfg.capacity))
+	srv, err := startCaddy(cfg.caddyBin, caddyConfig(plainAddr, hashAddr, pacedAddr, up.addr(), cfg.price, cfg.capacity, redis))
 	if err != nil {
 		return "", err
 	}
 	defer srv.stop()
 	fmt.Fprintf(log, "loadbench: %s\nloadbench: caddy %s\n", machineLine, srv.describe())
+	if redis.server != "" {
+		fmt.Fprintf(log, "loadbench: path (r): %s\n", cfg.redisLine)
+	}
 	mintSpeed, err := mintRate(cfg.price, pick)
 	if err != nil {
 		return "", err
@@ -450,13 +485,17 @@ func benchmark(cfg config, log io.Writer) (string, error) {
 					addr = up.addr()
 				case 'b':
 					addr = plainAddr
-				case 'c':
+				case 'c', 'r':
 					// Planned for 75% of (b)'s rate, so that stamps go
 					// out early rather than late.
 					perConn := min(int(rateB*1.3*runSecs), cfg.maxStamps)/n + 2*cfg.window
 					interval := time.Duration(float64(n) / (0.75 * rateB) * float64(time.Second))
 					addr, cyclic = hashAddr, false
-					if pools, err = stamped(resource, n, perConn, noOffset, interval); err != nil {
+					res := resource
+					if path == 'r' {
+						addr, res = redis.saturated, redisResource
+					}
+					if pools, err = stamped(res, n, perConn, noOffset, interval); err != nil {
 						return "", err
 					}
 				default:
@@ -479,11 +518,19 @@ func benchmark(cfg config, log io.Writer) (string, error) {
 			interval := time.Duration(float64(n) / cfg.pace * float64(time.Second))
 			offset := func(conn int) time.Duration { return interval * time.Duration(conn) / time.Duration(n) }
 			perConn := int(cfg.pace*runSecs)/n + 2*cfg.window
-			for _, path := range []byte("bc") {
+			pacedPaths := "bc"
+			if redis.server != "" {
+				pacedPaths += "r"
+			}
+			for _, path := range []byte(pacedPaths) {
 				addr, pools, cyclic := plainAddr, plainPools[n], true
-				if path == 'c' {
+				if path != 'b' {
 					addr, cyclic = pacedAddr, false
-					if pools, err = stamped(pacedResource, n, perConn, offset, interval); err != nil {
+					res := pacedResource
+					if path == 'r' {
+						addr, res = redis.paced, redisPacedResource
+					}
+					if pools, err = stamped(res, n, perConn, offset, interval); err != nil {
 						return "", err
 					}
 				}
@@ -621,9 +668,10 @@ func formatReport(cfg config, machineLine, caddyLine string, results []measureme
 		}
 		return n
 	}
-	// pairs returns f of the (b) and (c) runs of each round.
-	pairs := func(n int, paced bool, f func(bm, cm *measurement) float64) (float64, bool) {
-		bs, cs := runs(n, 'b', paced), runs(n, 'c', paced)
+	// pairsOf returns the median over the rounds of f of the runs of paths
+	// x and y in each round.
+	pairsOf := func(x, y byte, n int, paced bool, f func(bm, cm *measurement) float64) (float64, bool) {
+		bs, cs := runs(n, x, paced), runs(n, y, paced)
 		var xs []float64
 		for _, bm := range bs {
 			for _, cm := range cs {
@@ -634,6 +682,10 @@ func formatReport(cfg config, machineLine, caddyLine string, results []measureme
 		}
 		return median(xs), len(xs) > 0
 	}
+	// pairs is pairsOf for (b) and (c).
+	pairs := func(n int, paced bool, f func(bm, cm *measurement) float64) (float64, bool) {
+		return pairsOf('b', 'c', n, paced, f)
+	}
 	table := func(paced bool) {
 		if paced {
 			b.WriteString("| conns | path | offered req/s | req/s | p50 µs | p99 µs | CPU µs/req | caddy CPU µs/req | RSS MiB | refused |\n")
@@ -643,7 +695,7 @@ func formatReport(cfg config, machineLine, caddyLine string, results []measureme
 			b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		}
 		for _, n := range cfg.conns {
-			for _, path := range []byte("abc") {
+			for _, path := range []byte("abcr") {
 				ms := runs(n, path, paced)
 				if len(ms) == 0 {
 					continue
@@ -698,6 +750,31 @@ func formatReport(cfg config, machineLine, caddyLine string, results []measureme
 				dcaddy = fmt.Sprintf("%+.1f", d)
 			}
 			fmt.Fprintf(&b, "| %d | %+.0f | %+.0f | %+.1f | %s | %s |\n", n, d50, d99, dcpu, dcaddy, verdict(d99 <= 100))
+		}
+	}
+	if strings.Contains(cfg.paths, "r") {
+		fmt.Fprintf(&b, "\nThe Redis store, (r), against the in-memory store, (c), run one after the other in each round; "+
+			"Redis: %s; on the same machine, sharing its cores.\n\n", cfg.redisLine)
+		b.WriteString("| conns | req/s (r)/(c) saturated | caddy CPU/req (r)−(c) µs saturated | p99 (r)−(c) µs paced | caddy CPU/req (r)−(c) µs paced | goal ≥ 0.8× | goal p99 ≤ +200 µs |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---|---|\n")
+		for _, n := range cfg.conns {
+			ratio, ok := pairsOf('c', 'r', n, false, func(cm, rm *measurement) float64 { return rate(rm) / rate(cm) })
+			if !ok {
+				continue
+			}
+			dcaddy, dcaddyPaced, d99, goal99 := "–", "–", "–", "–"
+			if child {
+				d, _ := pairsOf('c', 'r', n, false, func(cm, rm *measurement) float64 { return caddyCPU(rm) - caddyCPU(cm) })
+				dcaddy = fmt.Sprintf("%+.1f", d)
+			}
+			if v, ok := pairsOf('c', 'r', n, true, func(cm, rm *measurement) float64 { return p99(rm) - p99(cm) }); ok {
+				d99, goal99 = fmt.Sprintf("%+.0f", v), verdict(v <= 200)
+				if child {
+					d, _ := pairsOf('c', 'r', n, true, func(cm, rm *measurement) float64 { return caddyCPU(rm) - caddyCPU(cm) })
+					dcaddyPaced = fmt.Sprintf("%+.1f", d)
+				}
+			}
+			fmt.Fprintf(&b, "| %d | %.2f | %s | %s | %s | %s | %s |\n", n, ratio, dcaddy, d99, dcaddyPaced, verdict(ratio >= 0.8), goal99)
 		}
 	}
 	for _, m := range results {
