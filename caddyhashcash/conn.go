@@ -47,11 +47,16 @@ type filterConn struct {
 	// Used only by the goroutine that calls Read.
 	out        []byte // accepted bytes not yet returned by Read
 	outPos     int
-	readErr    error // why the request stream ended
-	clientDone bool  // the client has closed its sending half
-	heldBack   bool  // lines wait for the refusal budget: no reading before them
-	strikes    int   // refusals that count toward max_rejections
+	readErr    error    // why the request stream ended
+	clientDone bool     // the client has closed its sending half
+	heldBack   bool     // lines wait for the refusal budget: no reading before them
+	strikes    int      // refusals that count toward max_rejections
+	peeked     [][]byte // buffered lines whose claims process makes at once
 }
+
+// maxPreclaimLines is the most buffered lines whose stamps a connection
+// claims in one batch, with a store that claims in batches.
+const maxPreclaimLines = 64
 
 // newFilterConn wraps cx. Bytes that matchers prefetched are taken into the
 // filter now: cx.Wrap would otherwise hand them to the next handler as they
@@ -241,6 +246,16 @@ func (c *filterConn) endOfInput(err error) {
 func (c *filterConn) process() {
 	defer c.markPartialLine()
 	c.heldBack = false
+	if c.verifier.BatchesClaims() && !c.budget.paused() {
+		// A store across the network (Redis): claim the stamps of every
+		// buffered line in one round trip rather than one each.
+		c.peeked = c.framer.peek(c.peeked[:0], maxPreclaimLines)
+		if len(c.peeked) > 1 {
+			c.verifier.Preclaim(c.peeked)
+			defer c.verifier.ReleasePreclaimed()
+		}
+		clear(c.peeked)
+	}
 	for c.readErr == nil {
 		if c.budget.paused() {
 			c.heldBack = true // lines may wait: no reading until handled

@@ -102,6 +102,26 @@ func (f *lineFramer) next() ([]byte, frame) {
 	return line, frameLine
 }
 
+// peek appends to dst the complete lines next would return as frameLine
+// from the buffered bytes, at most max of them, without taking them: it
+// stops at the first line longer than the framer's max, and finds none
+// while a line is being dropped. They are valid until the next call to
+// space.
+func (f *lineFramer) peek(dst [][]byte, max int) [][]byte {
+	if f.discarding {
+		return dst
+	}
+	for i := f.start; len(dst) < max; {
+		j := bytes.IndexByte(f.buf[i:], '\n')
+		if j < 0 || j > f.max {
+			break
+		}
+		dst = append(dst, f.buf[i:i+j])
+		i += j + 1
+	}
+	return dst
+}
+
 // rest returns the last line of a stream that ended without a line feed
 // after it, once every complete line has been taken with next: frameNone
 // if there is none, or it was dropped as too long.

@@ -387,3 +387,56 @@ func TestRedisConnectionIsKeptAcrossReloads(t *testing.T) {
 	}
 	testsupport.WaitFor(t, "the connections to Redis to close", func() bool { return clients() == "" })
 }
+
+// TestRedisStorePipelinedLines: lines a client pipelines in one write are
+// claimed together (in one Redis round trip) and each still gets its own
+// verdict, in order: a stamp sent twice in the batch is refused the second
+// time as replayed, a line without a stamp as missing, a stamp already
+// spent on another connection as replayed; the upstream receives exactly
+// the accepted lines, in the client's order.
+func TestRedisStorePipelinedLines(t *testing.T) {
+	r := testsupport.StartRedis(t, testsupport.RedisOptions{})
+	addr, up := setup(t, redisOptions(r.Addr, ""))
+	spent := headersLine(t, 1000)
+	first := dial(t, addr)
+	first.send(spent)
+	if resp := parseResponse(t, first.readLine()); resp.Error != nil {
+		t.Fatalf("refused: %+v", resp.Error)
+	}
+	waitReceived(t, up, []byte(strippedLine(1000)))
+
+	var batch strings.Builder
+	want := []byte(strippedLine(1000))
+	refused := map[string]stamp.Reason{}
+	lines := map[int]string{}
+	for i := 1; i <= 40; i++ {
+		lines[i] = headersLine(t, i)
+		batch.WriteString(lines[i])
+		want = append(want, strippedLine(i)...)
+		if i == 20 {
+			batch.WriteString(lines[5]) // again: replayed
+			refused["5"] = stamp.ReasonReplayed
+			batch.WriteString(`{"jsonrpc":"2.0","method":"blockchain.headers.subscribe","params":[],"id":2000}` + "\n")
+			refused["2000"] = stamp.ReasonMissing
+			batch.WriteString(spent) // spent on the first connection
+			refused["1000"] = stamp.ReasonReplayed
+		}
+	}
+	c := dial(t, addr)
+	c.send(batch.String())
+	for range 40 + len(refused) {
+		resp := parseResponse(t, c.readLine())
+		if resp.Error == nil {
+			continue
+		}
+		id := string(resp.ID)
+		if reason, ok := refused[id]; !ok || resp.Error.Data.Reason != reason {
+			t.Fatalf("request %s refused as %s; want %v", id, resp.Error.Data.Reason, refused[id])
+		}
+		delete(refused, id)
+	}
+	if len(refused) != 0 {
+		t.Fatalf("not refused: %v", refused)
+	}
+	waitReceived(t, up, want)
+}

@@ -38,6 +38,24 @@ type Store interface {
 	Release(key Key)
 }
 
+// Claim is one claim of a batch: a key and the Unix time it expires.
+type Claim struct {
+	Key     Key
+	Expires int64
+}
+
+// BatchClaimer is a Store that can make many claims in one exchange, such
+// as one pipelined round trip to a server, for a caller that knows several
+// keys it will claim. ClaimBatch sets errs[i] to what Claim(claims[i].Key,
+// now, claims[i].Expires) would have returned; the claims are independent
+// (one failing does not undo another) and each is atomic as Claim is.
+// len(errs) must be at least len(claims). The in-process Memory store does
+// not implement it: its claims cost no more one at a time.
+type BatchClaimer interface {
+	Store
+	ClaimBatch(now int64, claims []Claim, errs []error)
+}
+
 // shards is the number of independently locked parts of a Memory store.
 const shards = 64
 

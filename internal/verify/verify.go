@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -104,6 +105,12 @@ type Verifier struct {
 	scratch []byte
 	elems   []element
 	hasher  stamp.BodyHasher
+
+	// The claims Preclaim made and no Check has used yet, with their
+	// outcome, and its buffers.
+	preclaimed map[replay.Key]error
+	batch      []replay.Claim
+	batchErrs  []error
 }
 
 // element is the verdict on one request of a line.
@@ -259,9 +266,14 @@ func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byt
 		return rpcline.AppendStripped(dst, line, &v.line), nil
 	}
 	// Undo the claims of a batch that is not forwarded, so that its valid
-	// stamps can be sent again.
+	// stamps can be sent again, and those Preclaim made for it.
 	for i := 0; i < claimed; i++ {
 		v.policy.Store.Release(v.elems[i].key)
+	}
+	for i := claimed; i < len(v.elems); i++ {
+		if e := &v.elems[i]; e.expiry != 0 {
+			v.dropPreclaim(e.key)
+		}
 	}
 	v.reply = append(v.reply[:0], '[')
 	for i := range v.elems {
@@ -277,6 +289,100 @@ func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byt
 	}
 	v.reply = append(v.reply, ']')
 	return dst, v.reply
+}
+
+// BatchesClaims reports whether the Policy's Store makes claims in
+// batches (replay.BatchClaimer), so that Preclaim saves round trips.
+func (v *Verifier) BatchesClaims() bool {
+	_, ok := v.policy.Store.(replay.BatchClaimer)
+	return ok
+}
+
+// Preclaim makes, in one batch, the claims that checking lines now would
+// make, one line after the other, without checking them: each line is
+// verified as Check verifies it, but no verdict is recorded and nothing is
+// answered. The Checks of the lines that follow then use those claims
+// instead of claiming one key at a time. Claims that no Check uses (a line
+// refused after all, because time or its price moved on; a line not
+// checked) must be given back with ReleasePreclaimed, before v's Policy
+// Store is used by anything else for them. A key is claimed at most once
+// however many lines carry it: the second line's Check claims it itself
+// and finds it replayed. Preclaim does nothing unless BatchesClaims.
+func (v *Verifier) Preclaim(lines [][]byte) {
+	bc, ok := v.policy.Store.(replay.BatchClaimer)
+	if !ok {
+		return
+	}
+	clock := v.policy.now()
+	now := clock.Unix()
+	if v.quoted = v.quoter != nil; v.quoted {
+		v.quote = v.quoter(clock)
+	}
+	if v.preclaimed == nil {
+		v.preclaimed = make(map[replay.Key]error)
+	}
+	v.batch = v.batch[:0]
+	for _, line := range lines {
+		if len(v.batch) >= maxPreclaims {
+			break
+		}
+		if rpcline.ScanLimit(line, stamp.Member, v.policy.MaxBatch, &v.line) != nil ||
+			v.line.Kind != rpcline.KindObject && v.line.Kind != rpcline.KindBatch {
+			continue
+		}
+		first := len(v.batch)
+		for i := range v.line.Objects {
+			e := v.checkObject(line, &v.line.Objects[i], now)
+			if e.reason != "" { // a refused batch claims nothing
+				for _, c := range v.batch[first:] {
+					delete(v.preclaimed, c.Key)
+				}
+				v.batch = v.batch[:first]
+				break
+			}
+			if _, dup := v.preclaimed[e.key]; e.expiry == 0 || dup {
+				continue
+			}
+			v.preclaimed[e.key] = errUnsent // until ClaimBatch says
+			v.batch = append(v.batch, replay.Claim{Key: e.key, Expires: e.expiry})
+		}
+	}
+	if len(v.batch) == 0 {
+		return
+	}
+	v.batchErrs = slices.Grow(v.batchErrs[:0], len(v.batch))[:len(v.batch)]
+	bc.ClaimBatch(now, v.batch, v.batchErrs)
+	for i, c := range v.batch {
+		v.preclaimed[c.Key] = v.batchErrs[i]
+	}
+	clear(v.batchErrs)
+}
+
+// maxPreclaims is the most claims one Preclaim makes.
+const maxPreclaims = 256
+
+// errUnsent marks a key Preclaim is about to claim; ClaimBatch replaces it.
+var errUnsent = errors.New("claim not sent")
+
+// ReleasePreclaimed gives back every claim Preclaim made that no Check has
+// used.
+func (v *Verifier) ReleasePreclaimed() {
+	for key := range v.preclaimed {
+		v.dropPreclaim(key)
+	}
+}
+
+// dropPreclaim gives back Preclaim's claim of key, if it made one that no
+// Check has used.
+func (v *Verifier) dropPreclaim(key replay.Key) {
+	err, ok := v.preclaimed[key]
+	if !ok {
+		return
+	}
+	delete(v.preclaimed, key)
+	if err == nil {
+		v.policy.Store.Release(key)
+	}
 }
 
 // checkObject applies every check but the replay claim to one request.
@@ -362,12 +468,19 @@ func (v *Verifier) bodyHash(line []byte, o *rpcline.Object) [32]byte {
 	return v.hasher.Sum(line[o.Start:o.CutStart], line[o.CutEnd:o.End])
 }
 
-// claim records an accepted request's stamp, or says why it cannot.
+// claim records an accepted request's stamp, or says why it cannot. A
+// claim Preclaim made of the key is used instead of a new one.
 func (v *Verifier) claim(e *element, now int64) stamp.Reason {
 	if e.expiry == 0 { // free request: nothing to claim
 		return ""
 	}
-	switch err := v.policy.Store.Claim(e.key, now, e.expiry); err {
+	err, ok := v.preclaimed[e.key]
+	if ok {
+		delete(v.preclaimed, e.key)
+	} else {
+		err = v.policy.Store.Claim(e.key, now, e.expiry)
+	}
+	switch err {
 	case nil:
 		return ""
 	case replay.ErrReplayed:

@@ -552,3 +552,68 @@ func TestClaimAfterClose(t *testing.T) {
 		t.Errorf("release after Close: stats %+v", st)
 	}
 }
+
+func TestClaimBatchIsClaimPipelined(t *testing.T) {
+	r := testsupport.StartRedis(t, testsupport.RedisOptions{})
+	a := openStore(t, redisstore.Options{Addr: r.Addr})
+	b := openStore(t, redisstore.Options{Addr: r.Addr})
+	now := time.Now().Unix()
+	k := []replay.Key{freshKey(), freshKey(), freshKey()}
+	batch := func(s *redisstore.Store, keys ...replay.Key) []error {
+		claims := make([]replay.Claim, len(keys))
+		for i, key := range keys {
+			claims[i] = replay.Claim{Key: key, Expires: now + 300}
+		}
+		errs := make([]error, len(keys))
+		s.ClaimBatch(now, claims, errs)
+		return errs
+	}
+	if errs := batch(a, k[0], k[1]); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("A's first batch: %v", errs)
+	}
+	// At B: k1 is A's; k2 is new, then again in the same batch.
+	if errs := batch(b, k[1], k[2], k[2]); errs[0] != replay.ErrReplayed || errs[1] != nil || errs[2] != replay.ErrReplayed {
+		t.Fatalf("B's batch: %v; want replayed, claimed, replayed", errs)
+	}
+	if ttl, ok := r.MustDo(t, "PTTL", a.Key(k[0])).(int64); !ok || ttl <= 0 || ttl > 300_000 {
+		t.Fatalf("a batched key's PTTL is %v; want the stamp's remaining 300 s", ttl)
+	}
+	// A batched claim is released as any other, and only by its owner.
+	b.Release(k[0])
+	if err := b.Claim(k[0], now, now+300); err != replay.ErrReplayed {
+		t.Fatalf("after B released A's claim: %v; want it still A's", err)
+	}
+	a.Release(k[0])
+	if err := b.Claim(k[0], now, now+300); err != nil {
+		t.Fatalf("after A released its batched claim: %v", err)
+	}
+	if st := b.Stats(); st.Claims != 2 || st.Replayed != 3 {
+		t.Errorf("B's stats %+v; want 2 claims, 3 replayed", st)
+	}
+
+	// Redis down: every claim of a batch fails, unavailable; back: claimed.
+	r.Kill(t)
+	k2 := []replay.Key{freshKey(), freshKey()}
+	for i, err := range batch(a, k2...) {
+		if err == nil || !errors.Is(err, redisstore.ErrUnavailable) {
+			t.Fatalf("claim %d of a batch while Redis is down: %v; want ErrUnavailable", i, err)
+		}
+	}
+	if st := a.Stats(); st.Up || st.ClaimErrors != 2 {
+		t.Errorf("A's stats while down %+v; want down, 2 claim errors", st)
+	}
+	r.Restart(t)
+	// A connection that has not noticed the restart fails its next
+	// command (EOF) and reconnects: the batch fails, unclaimed, until the
+	// store's connections are new.
+	testsupport.WaitFor(t, "the batch to be claimed after the restart", func() bool {
+		errs := batch(a, k2...)
+		if (errs[0] == nil) != (errs[1] == nil) {
+			t.Fatalf("one pipelined batch half claimed: %v", errs)
+		}
+		return errs[0] == nil
+	})
+	if !a.Stats().Up {
+		t.Errorf("A not up after the restart")
+	}
+}
