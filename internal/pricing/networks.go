@@ -169,6 +169,9 @@ type globalState struct {
 	calmRun  int
 	lastTick int64
 	ticked   bool
+	// inFlight is the pressure signal at the latest tick: a level rises
+	// only while the signal is not falling.
+	inFlight int64
 }
 
 func newSettings(c Config) *settings {
@@ -476,6 +479,11 @@ func (n *Networks) Tick(now time.Time) []Change {
 	hi := max(n.tickMax.Swap(cur), cur)
 	target := int64(st.c.PressureTarget)
 	switch {
+	case target > 0 && lo > target && cur < g.inFlight:
+		// Above the target but draining: the level reached holds the
+		// load below what the server serves; rising further while the
+		// backlog drains would overshoot.
+		g.calmRun = 0
 	case target > 0 && lo > target:
 		g.calmRun = 0
 		if g.level < st.maxLevel {
@@ -502,7 +510,7 @@ func (n *Networks) Tick(now time.Time) []Change {
 	default:
 		g.calmRun = 0
 	}
-	g.lastTick, g.ticked = t, true
+	g.lastTick, g.ticked, g.inFlight = t, true, cur
 	n.global.Store(&g)
 
 	// The networks.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -558,5 +559,28 @@ func TestChangeString(t *testing.T) {
 		if got := tc.c.String(); got != tc.want {
 			t.Errorf("got  %q\nwant %q", got, tc.want)
 		}
+	}
+}
+
+// TestPressureHoldsWhileDraining: above the target, the global level rises
+// while the backlog grows or stays, holds while it drains (a slow server
+// works off a long queue over many ticks), and rises again if it grows.
+func TestPressureHoldsWhileDraining(t *testing.T) {
+	c := Config{PressureTarget: 10}.WithDefaults()
+	n := NewNetworks(c)
+	n.AddInFlight(100)
+	n.Tick(sec(1)) // the tick the backlog appeared in: 0 at its start
+	levels := []int{}
+	for i, inFlight := range []int{100, 100, 90, 60, 30, 15, 15, 40} {
+		if i > 0 {
+			n.AddInFlight(inFlight - n.InFlight())
+		}
+		n.Tick(sec(float64(2 + i)))
+		levels = append(levels, n.GlobalLevel())
+	}
+	// 100 (rise), 100 (rise: not lower), 90, 60, 30, 15 (drain: hold),
+	// 15 (not lower: rise), 40 (rise).
+	if want := []int{1, 2, 2, 2, 2, 2, 3, 4}; !slices.Equal(levels, want) {
+		t.Fatalf("global levels %v, want %v", levels, want)
 	}
 }
