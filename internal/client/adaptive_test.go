@@ -96,3 +96,66 @@ func TestFollowsAdaptivePrices(t *testing.T) {
 		t.Fatalf("stats %+v: a refusal reached the wallet", st)
 	}
 }
+
+// TestRefusedGuessIsNotATry: with one try per request (MaxTries 1), a
+// request the proxy sent on a guess, without a stamp while free or with a
+// token stamp once next_fall has passed, is refused and then paid for,
+// never given up: the refusal of a guess is the server's answer to it, not
+// a failed try.
+func TestRefusedGuessIsNotATry(t *testing.T) {
+	leakCheck(t)
+	e := startCaddy(t, "127.0.0.1", adaptiveCaddy, 0)
+	px := startProxy(t, Config{Server: e.addr, Resource: testResource, Work: 64, StartFree: true, MaxWork: 1 << 20, MaxTries: 1}, "")
+	w := dialWallet(t, px.addr)
+	w.send(versionReq)
+	readAnswers(t, w, 1)
+
+	// A flooder on the same network keeps its price at max_price.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			method := "server.banner"
+			if n == 0 {
+				method = "server.version"
+			}
+			if _, err := fmt.Fprintf(c, `{"jsonrpc":"2.0","method":"%s","id":%d}`+"\n", method, n); err != nil {
+				return
+			}
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	time.Sleep(1500 * time.Millisecond) // 64 → 4096: six ticks of 100ms
+
+	// Sent free, refused as missing, paid: one try.
+	w.send(req("blockchain.scripthash.get_history", 1, `["01"]`))
+	readAnswers(t, w, 1)
+	// After next_fall (at least a second after that refusal), the next
+	// request goes with a token stamp, is refused as insufficient, paid.
+	time.Sleep(1200 * time.Millisecond)
+	w.send(req("blockchain.scripthash.get_history", 2, `["02"]`))
+	readAnswers(t, w, 1)
+	st := px.Stats()
+	if st.GaveUp != 0 || st.Mints < 3 {
+		t.Fatalf("stats %+v: want nothing given up, and at least a paid stamp, a token and a paid stamp", st)
+	}
+}

@@ -662,7 +662,18 @@ func (c *conn) refused(req *request, rejs []*stamp.Rejection) bool {
 			break
 		}
 	}
-	if why == "" && req.attempt() >= c.cfg.MaxTries {
+	// A refused guess (no stamp while free, a token stamp after next_fall)
+	// teaches the price and is not counted as a try: the wallet never
+	// sees the refusal of a request the proxy chose not to pay for.
+	guess := req.guessed()
+	for _, r := range rejs {
+		switch r.Reason {
+		case stamp.ReasonMissing, stamp.ReasonInsufficient, stamp.ReasonBatch:
+		default:
+			guess = false // not an answer to the guess (busy, replayed, ...)
+		}
+	}
+	if why == "" && !guess && req.attempt() >= c.cfg.MaxTries {
 		why = "tries exhausted"
 	}
 	r0 := rejs[0]
@@ -672,7 +683,10 @@ func (c *conn) refused(req *request, rejs []*stamp.Rejection) bool {
 			"price", r0.Price, "attempts", req.attempt(), "why", why)
 		return false
 	}
-	attempt := req.nextAttempt()
+	attempt := req.attempt()
+	if !guess {
+		attempt = req.nextAttempt()
+	}
 	c.count(func(cs *counters) { cs.retried.Add(1) })
 	c.log.Debug("refused, resending", "seq", req.seq, "method", r0.Method, "reason", r0.Reason,
 		"price", r0.Price, "attempt", attempt)

@@ -46,6 +46,21 @@ func (r *request) unstamped() bool {
 	return len(r.works) > 0
 }
 
+// guessed reports whether r was last sent on the proxy's guess that the
+// price is nothing or has fallen: without stamps, as free, or with token
+// stamps (work 1) that ask whether the price fell. Its refusal is the
+// server's answer to the guess, not a failed try.
+func (r *request) guessed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.works {
+		if w > 1 {
+			return false
+		}
+	}
+	return len(r.works) > 0
+}
+
 // attempt returns how many times r was sent or scheduled for sending.
 func (r *request) attempt() int {
 	r.mu.Lock()

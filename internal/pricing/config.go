@@ -81,9 +81,9 @@ type Config struct {
 	// PressureTarget (max_in_flight) drives the global level from the
 	// Electrum server's load as the proxy sees it: the number of requests
 	// forwarded and not yet answered, across all connections. When it stays
-	// above PressureTarget for a whole tick, and is not lower than at the
-	// tick before (a backlog draining holds the level), the global level
-	// rises by one; after CalmTicks consecutive ticks at or below PressureTarget/2
+	// above PressureTarget for a whole tick, the global level rises by one
+	// (it holds while the backlog above the target drains by a tenth or
+	// more a tick); after CalmTicks consecutive ticks at or below PressureTarget/2
 	// throughout, it falls by one. 0 disables the global level (it decays to
 	// 0). Default 0.
 	PressureTarget int

@@ -71,12 +71,12 @@
 // The global level is added to every network's level. It follows the
 // Electrum server's load as the proxy sees it: the number of requests
 // forwarded and not yet answered (AddInFlight). When that number stayed above
-// PressureTarget (max_in_flight) throughout a tick and is not lower at the
-// tick than at the tick before, the global level rises by one; while it is
-// above the target but lower than at the tick before (the backlog drains:
-// the level reached already holds the load under what the server serves),
-// the level holds, since a slow server drains a long backlog over many
-// ticks and rising all that time would overshoot; after CalmTicks
+// PressureTarget (max_in_flight) throughout a tick, the global level rises by
+// one, unless the backlog above the target shrank over that tick by at least
+// a tenth of what is left of it: then the level reached already holds the
+// load under what the server serves, the backlog will be gone within about
+// ten ticks, and the level holds (a slow server works off a long queue over
+// many ticks, and rising all that time would overshoot). After CalmTicks
 // consecutive ticks throughout which it was at most PressureTarget/2, it
 // falls by one. PressureTarget 0 (the default) turns it
 // off. Nothing else moves it: one network's flood moves only that network's

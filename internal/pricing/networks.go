@@ -158,6 +158,12 @@ type settings struct {
 	budgetNs  float64 // Budget per nanosecond
 }
 
+// drainTicks: above PressureTarget, the global level holds instead of
+// rising while the backlog above the target shrank, over the latest tick, by
+// at least 1/drainTicks of what is left of it (so it would be gone within
+// drainTicks ticks at that pace).
+const drainTicks = 10
+
 // globalState is replaced, never changed, so that Quote reads it with one
 // atomic load.
 type globalState struct {
@@ -169,8 +175,9 @@ type globalState struct {
 	calmRun  int
 	lastTick int64
 	ticked   bool
-	// inFlight is the pressure signal at the latest tick: a level rises
-	// only while the signal is not falling.
+	// inFlight is the pressure signal at the latest tick: above the
+	// target, the level holds while the signal falls fast enough (see
+	// drainTicks).
 	inFlight int64
 }
 
@@ -479,10 +486,11 @@ func (n *Networks) Tick(now time.Time) []Change {
 	hi := max(n.tickMax.Swap(cur), cur)
 	target := int64(st.c.PressureTarget)
 	switch {
-	case target > 0 && lo > target && cur < g.inFlight:
-		// Above the target but draining: the level reached holds the
-		// load below what the server serves; rising further while the
-		// backlog drains would overshoot.
+	case target > 0 && lo > target && (g.inFlight-cur)*drainTicks >= cur-target:
+		// Above the target but draining fast enough to be back under it
+		// within drainTicks ticks: the level reached holds the load below
+		// what the server serves; rising further while the backlog
+		// drains would overshoot.
 		g.calmRun = 0
 	case target > 0 && lo > target:
 		g.calmRun = 0

@@ -563,24 +563,25 @@ func TestChangeString(t *testing.T) {
 }
 
 // TestPressureHoldsWhileDraining: above the target, the global level rises
-// while the backlog grows or stays, holds while it drains (a slow server
-// works off a long queue over many ticks), and rises again if it grows.
+// while the backlog grows, stays or drains slowly, and holds while it
+// drains by a tenth or more of what is left above the target each tick.
 func TestPressureHoldsWhileDraining(t *testing.T) {
 	c := Config{PressureTarget: 10}.WithDefaults()
 	n := NewNetworks(c)
-	n.AddInFlight(100)
+	n.AddInFlight(1000)
 	n.Tick(sec(1)) // the tick the backlog appeared in: 0 at its start
 	levels := []int{}
-	for i, inFlight := range []int{100, 100, 90, 60, 30, 15, 15, 40} {
+	for i, inFlight := range []int{1000, 1000, 950, 800, 700, 640, 600, 600, 700} {
 		if i > 0 {
 			n.AddInFlight(inFlight - n.InFlight())
 		}
 		n.Tick(sec(float64(2 + i)))
 		levels = append(levels, n.GlobalLevel())
 	}
-	// 100 (rise), 100 (rise: not lower), 90, 60, 30, 15 (drain: hold),
-	// 15 (not lower: rise), 40 (rise).
-	if want := []int{1, 2, 2, 2, 2, 2, 3, 4}; !slices.Equal(levels, want) {
+	// 1000 (rise), 1000 (stays: rise), 950 (50 < 94: rise), 800 (150 ≥
+	// 79: hold), 700 (100 ≥ 69: hold), 640 (60 < 63: rise), 600 (40 < 59:
+	// rise), 600 (rise), 700 (rise).
+	if want := []int{1, 2, 3, 3, 3, 4, 5, 6, 7}; !slices.Equal(levels, want) {
 		t.Fatalf("global levels %v, want %v", levels, want)
 	}
 }
