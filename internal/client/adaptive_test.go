@@ -40,43 +40,12 @@ func TestFollowsAdaptivePrices(t *testing.T) {
 
 	// A flooder on the same network sends unstamped requests as fast as
 	// it is answered, while the wallet goes on at 4 requests a second.
-	stop := make(chan struct{})
-	flooded := make(chan int)
-	go func() {
-		n := 0
-		defer func() { flooded <- n }()
-		c, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		r := bufio.NewReader(c)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			method := "server.banner"
-			if n == 0 {
-				method = "server.version" // what the upstream wants first
-			}
-			if _, err := fmt.Fprintf(c, `{"jsonrpc":"2.0","method":"%s","id":%d}`+"\n", method, n); err != nil {
-				return
-			}
-			if _, err := r.ReadString('\n'); err != nil {
-				return
-			}
-			n++
-		}
-	}()
+	stopFlood := flood(e.addr)
 	for range 8 {
 		time.Sleep(250 * time.Millisecond)
 		request()
 	}
-	close(stop)
-	t.Logf("flooder sent %d requests", <-flooded)
+	t.Logf("flooder sent %d requests", stopFlood())
 	during := px.Stats()
 	if during.Mints == 0 || during.GaveUp != 0 {
 		t.Fatalf("stats during the flood %+v: want stamps minted and nothing given up", during)
@@ -111,39 +80,8 @@ func TestRefusedGuessIsNotATry(t *testing.T) {
 	readAnswers(t, w, 1)
 
 	// A flooder on the same network keeps its price at max_price.
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		r := bufio.NewReader(c)
-		for n := 0; ; n++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			method := "server.banner"
-			if n == 0 {
-				method = "server.version"
-			}
-			if _, err := fmt.Fprintf(c, `{"jsonrpc":"2.0","method":"%s","id":%d}`+"\n", method, n); err != nil {
-				return
-			}
-			if _, err := r.ReadString('\n'); err != nil {
-				return
-			}
-		}
-	}()
-	defer func() {
-		close(stop)
-		<-done
-	}()
+	stopFlood := flood(e.addr)
+	defer stopFlood()
 	time.Sleep(1500 * time.Millisecond) // 64 → 4096: six ticks of 100ms
 
 	// Sent free, refused as missing, paid: one try.
@@ -157,5 +95,47 @@ func TestRefusedGuessIsNotATry(t *testing.T) {
 	st := px.Stats()
 	if st.GaveUp != 0 || st.Mints < 3 {
 		t.Fatalf("stats %+v: want nothing given up, and at least a paid stamp, a token and a paid stamp", st)
+	}
+}
+
+// flood starts a client on this host's address that sends unstamped
+// requests to addr as fast as they are answered, until the returned
+// function is called; that function waits for it to stop and returns how
+// many requests were answered.
+func flood(addr string) (stop func() int) {
+	quit := make(chan struct{})
+	flooded := make(chan int)
+	go func() {
+		n := 0
+		defer func() { flooded <- n }()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			method := "server.banner"
+			if n == 0 {
+				method = "server.version" // what the upstream wants first
+			}
+			if _, err := fmt.Fprintf(c, `{"jsonrpc":"2.0","method":"%s","id":%d}`+"\n", method, n); err != nil {
+				return
+			}
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+			n++
+		}
+	}()
+	return func() int {
+		close(quit)
+		return <-flooded
 	}
 }

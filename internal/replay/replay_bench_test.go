@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
 
 // benchCapacity is the handler's default replay capacity.
@@ -144,12 +145,12 @@ func BenchmarkCompare(b *testing.B) {
 	}
 	for _, im := range impls() {
 		b.Run("growth-cpu/impl="+im.name, func(b *testing.B) {
-			if _, ok := threadCPU(); !ok {
+			if _, ok := testsupport.ThreadCPU(); !ok {
 				b.Skip("no per-thread CPU clock here")
 			}
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			benchGrowth(b, im, func() int64 { t, _ := threadCPU(); return t })
+			benchGrowth(b, im, func() int64 { t, _ := testsupport.ThreadCPU(); return t })
 		})
 	}
 }

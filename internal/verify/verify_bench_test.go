@@ -14,6 +14,7 @@ import (
 	"github.com/electrum-hashcash/electrum-hashcash/caddyhashcash"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
+	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/verify"
 )
 
@@ -214,7 +215,7 @@ func BenchmarkCheck(b *testing.B) {
 			// stays near the work done on a machine shared with other load.
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			cpu0, cpuOK := threadCPU()
+			cpu0, cpuOK := testsupport.ThreadCPU()
 			b.ResetTimer()
 			for b.Loop() {
 				if !r.check() {
@@ -222,7 +223,7 @@ func BenchmarkCheck(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
-			if cpu1, ok := threadCPU(); ok && cpuOK {
+			if cpu1, ok := testsupport.ThreadCPU(); ok && cpuOK {
 				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 			}
 		})

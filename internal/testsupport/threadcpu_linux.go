@@ -1,6 +1,6 @@
 //go:build linux
 
-package replay_test
+package testsupport
 
 import (
 	"syscall"
@@ -10,11 +10,11 @@ import (
 // clockThreadCPUTime is Linux's CLOCK_THREAD_CPUTIME_ID.
 const clockThreadCPUTime = 3
 
-// threadCPU returns the CPU time the calling thread has used, in
+// ThreadCPU returns the CPU time the calling thread has used, in
 // nanoseconds, and whether it could be read. Unlike the wall clock it does
 // not run while the thread waits for a core, so a benchmark that times
 // single operations with it sees their work rather than the scheduler.
-func threadCPU() (int64, bool) {
+func ThreadCPU() (int64, bool) {
 	var ts syscall.Timespec
 	_, _, errno := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTime, uintptr(unsafe.Pointer(&ts)), 0)
 	if errno != 0 {
