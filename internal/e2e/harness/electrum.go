@@ -50,6 +50,16 @@ type Electrum struct {
 // NewElectrum returns a driver for a fresh data directory dir.
 func NewElectrum(dir string) *Electrum { return &Electrum{Dir: dir} }
 
+// baseArgs returns the options every electrum command of e starts with:
+// regtest, the data directory, and fixed RPC credentials. Without the
+// credentials, the daemon and each CLI command would make them up when the
+// config has none and save them: a command that reads the config while
+// the daemon rewrites it makes up new ones, and from then on every
+// command gets "Forbidden".
+func (e *Electrum) baseArgs() []string {
+	return []string{"--regtest", "-D", e.Dir, "--rpcuser", "e2e", "--rpcpassword", "e2e-" + filepath.Base(e.Dir)}
+}
+
 func (e *Electrum) env() []string {
 	// Keep python's and electrum's files out of the real home.
 	return []string{"HOME=" + e.Dir}
@@ -61,7 +71,7 @@ func (e *Electrum) Run(ctx context.Context, args ...string) ([]byte, error) {
 	if t == 0 {
 		t = 60 * time.Second
 	}
-	full := append([]string{"--regtest", "-D", e.Dir}, args...)
+	full := append(e.baseArgs(), args...)
 	return RunCommand(ctx, t, e.env(), ElectrumBin, full...)
 }
 
@@ -106,7 +116,7 @@ func (e *Electrum) StartDaemon(ctx context.Context, server string) error {
 	}
 	e.logs++
 	logPath := filepath.Join(e.Dir, fmt.Sprintf("daemon-%d.log", e.logs))
-	args := []string{"--regtest", "-D", e.Dir, "-v", "daemon", "--oneserver", "--server", server + ":t"}
+	args := append(e.baseArgs(), "-v", "daemon", "--oneserver", "--server", server+":t")
 	p, err := StartProcess("electrum daemon", logPath, ElectrumBin, args, e.env())
 	if err != nil {
 		return err
@@ -142,7 +152,7 @@ func (e *Electrum) StopDaemon(ctx context.Context) error {
 	e.daemon = nil
 	var err error
 	if done, _ := p.Exited(); !done {
-		_, err = RunCommand(ctx, 20*time.Second, e.env(), ElectrumBin, "--regtest", "-D", e.Dir, "stop")
+		_, err = RunCommand(ctx, 20*time.Second, e.env(), ElectrumBin, append(e.baseArgs(), "stop")...)
 		select {
 		case <-p.Done():
 		case <-time.After(15 * time.Second):

@@ -119,7 +119,8 @@ time=2026-11-23T23:01:49.664Z level=DEBUG msg=stamped wallet=127.0.0.1:60252 seq
 	if err != nil || len(m) != 2 {
 		t.Fatalf("ParseMints: %v, %v", m, err)
 	}
-	if m[0] != (Mint{Method: "server.version", Work: 64000, Attempt: 1, Duration: 11651 * time.Microsecond, Hashes: 100292}) {
+	at := time.Date(2026, 11, 23, 23, 1, 49, 654_000_000, time.UTC)
+	if m[0] != (Mint{Method: "server.version", Work: 64000, Attempt: 1, Duration: 11651 * time.Microsecond, Hashes: 100292, At: at}) {
 		t.Errorf("first mint %+v", m[0])
 	}
 	if m[1].Attempt != 2 || m[1].Duration != 850*time.Microsecond {
