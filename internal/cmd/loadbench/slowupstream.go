@@ -131,11 +131,13 @@ func (u *slowUpstream) work() {
 		}
 		time.Sleep(u.delay)
 		out = u.answers.answer(out[:0], j.line)
+		// Counted before the write, so that whoever reads the answer
+		// finds it counted.
+		u.inFlight.Add(-1)
+		u.answered.Add(1)
 		j.c.mu.Lock()
 		j.c.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		j.c.c.Write(out) // a closed client loses its answer
 		j.c.mu.Unlock()
-		u.inFlight.Add(-1)
-		u.answered.Add(1)
 	}
 }
