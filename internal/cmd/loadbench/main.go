@@ -74,7 +74,7 @@
 //
 //	loadbench [-conns 1,16,256] [-warmup 1s] [-duration 3s] [-rounds 3]
 //	          [-window 32] [-pace 5000] [-price 16] [-caddy bin/caddy]
-//	          [-out results.md] [-cpuprofile c.prof -profile-path c]
+//	          [-out results.md] [-cpuprofile c.prof -profile-path c [-profile-paced]]
 //	          [-paths abc] [-redis host:port]
 //	loadbench -flood 300 [-flood-kinds garbage,missing,forged,replay]
 //	          [-flood-per-prefix 24] [-flood-window 64] [-flood-redial-wait 0]
@@ -148,11 +148,12 @@ type config struct {
 }
 
 // profiler writes a CPU profile of the measuring phase of the first
-// saturated run of one path.
+// saturated (or, with paced, the first paced) run of one path.
 type profiler struct {
-	w    io.Writer
-	path byte
-	done bool
+	w     io.Writer
+	path  byte
+	paced bool
+	done  bool
 }
 
 func main() {
@@ -179,6 +180,7 @@ func main() {
 	flag.IntVar(&cfg.maxStamps, "max-stamps", 3_000_000, "most stamps to mint for one run of (c); a run that uses them up ends early")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the measuring phase of the first saturated run of -profile-path to this file")
 	flag.StringVar(&profilePath, "profile-path", "c", "the path -cpuprofile profiles: a, b, c or r")
+	profilePaced := flag.Bool("profile-paced", false, "-cpuprofile profiles the path's first paced run instead of its first saturated one")
 	flag.Float64Var(&cfg.pace, "pace", 5000, "after the saturated runs, run (b) and (c) paced at this many requests/s in all, for latency; 0: skip")
 	flag.Uint64Var(&cfg.price, "price", 16, "hashcash price (work of a request of cost 1.0) and work of the stamps")
 	flag.StringVar(&cfg.caddyBin, "caddy", os.Getenv("CADDY_BIN"), "run this caddy binary (built with the module) as a child process instead of in-process")
@@ -267,7 +269,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadbench: -profile-path must be a, b, c or r")
 			os.Exit(2)
 		}
-		cfg.profile = &profiler{w: f, path: profilePath[0]}
+		cfg.profile = &profiler{w: f, path: profilePath[0], paced: *profilePaced}
 	}
 	report, err := benchmark(cfg, os.Stderr)
 	if err != nil {
@@ -589,7 +591,7 @@ func measure(path byte, addr string, pools []*pool, cyclic bool, interval time.D
 		finish()
 		return m, errors.New("ran out of stamped requests during the warm-up: raise -rate-guess")
 	}
-	if p := cfg.profile; p != nil && !p.done && p.path == path && interval == 0 {
+	if p := cfg.profile; p != nil && !p.done && p.path == path && (interval > 0) == p.paced {
 		if err := pprof.StartCPUProfile(p.w); err != nil {
 			finish()
 			return m, err
