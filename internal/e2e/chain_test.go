@@ -46,6 +46,10 @@ type stackOptions struct {
 	// freeWhileCalm makes caddy free while calm: price 0, prices moving
 	// with a network budget.
 	freeWhileCalm bool
+	// caddy, if set, changes caddy's config last.
+	caddy func(*harness.CaddyConfig)
+	// proxyWork is clientproxy's --work; testPrice if empty.
+	proxyWork string
 }
 
 // newStack creates a wallet, starts the regtest server paying the wallet's
@@ -114,6 +118,9 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.freeWhileCalm {
 		cc.Price, cc.NetworkBudget = "0", 20
 	}
+	if o.caddy != nil {
+		o.caddy(&cc)
+	}
 	var fingerprint string
 	if o.tls {
 		cc.CertFile, cc.KeyFile, fingerprint, err = harness.SelfSignedCert(s.dir)
@@ -138,10 +145,14 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.wireSide.Close() })
+	work := o.proxyWork
+	if work == "" {
+		work = testPrice
+	}
 	s.proxy, err = harness.StartClientProxy(s.ctx, clientproxyBin, s.dir, harness.ClientProxyConfig{
 		Server:      s.wireSide.Addr(),
 		Resource:    testResource,
-		Work:        testPrice,
+		Work:        work,
 		Fingerprint: fingerprint,
 	})
 	if err != nil {

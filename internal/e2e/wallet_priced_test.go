@@ -4,18 +4,12 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/e2e/harness"
-	"github.com/electrum-hashcash/electrum-hashcash/internal/regtest"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/testsupport"
 )
@@ -194,98 +188,12 @@ func TestRealWalletKeepsSyncingWhilePriced(t *testing.T) {
 // prices (pricedCaddyOptions) and a clientproxy started free (--work 0).
 func newPricedStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{t: t, ctx: testContext(t), dir: t.TempDir()}
-
-	s.wallet = harness.NewElectrum(filepath.Join(s.dir, "electrum"))
-	if err := os.MkdirAll(s.wallet.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.wallet.StopDaemon(context.Background()); err != nil {
-			t.Errorf("stopping electrum daemon: %v", err)
-		}
+	return newStack(t, stackOptions{
+		caddy: func(cc *harness.CaddyConfig) {
+			cc.Price, cc.NetworkBudget, cc.Options = "0", pricedBudget, pricedCaddyOptions
+		},
+		proxyWork: "0",
 	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("electrum daemon log tail (%s):\n%s", s.wallet.DaemonLog(), harness.TailFile(s.wallet.DaemonLog(), 40))
-		}
-	})
-	if _, err := s.wallet.Create(s.ctx); err != nil {
-		t.Fatalf("creating wallet: %v", err)
-	}
-	addrs, err := s.wallet.Addresses(s.ctx)
-	if err != nil || len(addrs) == 0 {
-		t.Fatalf("listing wallet addresses: %v (%d)", err, len(addrs))
-	}
-	s.address = addrs[0]
-
-	logf, err := os.Create(filepath.Join(s.dir, "regtest.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { logf.Close() })
-	s.srv, err = regtest.New(regtest.Config{
-		Addresses: []string{s.address},
-		Logger:    slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.srv.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
-
-	caddyAddr, err := testsupport.FindFreeAddr("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.caddy, err = harness.StartCaddy(s.ctx, caddyBin, s.dir, harness.CaddyConfig{
-		Listen:        caddyAddr,
-		Upstream:      ln.Addr().String(),
-		Resource:      testResource,
-		Price:         "0",
-		NetworkBudget: pricedBudget,
-		Options:       pricedCaddyOptions,
-	}, false)
-	if err != nil {
-		t.Fatalf("starting caddy: %v", err)
-	}
-	t.Cleanup(func() {
-		s.caddy.Stop(5 * time.Second)
-		if t.Failed() {
-			t.Logf("caddy log tail:\n%s", s.caddy.Tail(30))
-		}
-	})
-
-	s.wireSide, err = harness.NewRelay(caddyAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.wireSide.Close() })
-	s.proxy, err = harness.StartClientProxy(s.ctx, clientproxyBin, s.dir, harness.ClientProxyConfig{
-		Server:   s.wireSide.Addr(),
-		Resource: testResource,
-		Work:     "0",
-	})
-	if err != nil {
-		t.Fatalf("starting clientproxy: %v", err)
-	}
-	t.Cleanup(func() {
-		s.proxy.Stop(5 * time.Second)
-		if t.Failed() {
-			t.Logf("clientproxy log tail:\n%s", s.proxy.Tail(30))
-		}
-	})
-
-	s.walletSide, err = harness.NewRelay(s.proxy.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.walletSide.Close() })
-	return s
 }
 
 // walletRequests returns the lines the regtest server received, without
