@@ -103,21 +103,27 @@ func (f *lineFramer) next() ([]byte, frame) {
 }
 
 // peek appends to dst the complete lines next would return as frameLine
-// from the buffered bytes, at most max of them, without taking them: it
+// from the buffered bytes, at most limit of them, without taking them: it
 // stops at the first line longer than the framer's max, and finds none
-// while a line is being dropped. They are valid until the next call to
-// space.
-func (f *lineFramer) peek(dst [][]byte, max int) [][]byte {
+// while a line is being dropped. Like next, it does not scan again the
+// bytes next has found without a line feed. The lines are valid until the
+// next call to space.
+func (f *lineFramer) peek(dst [][]byte, limit int) [][]byte {
 	if f.discarding {
 		return dst
 	}
-	for i := f.start; len(dst) < max; {
-		j := bytes.IndexByte(f.buf[i:], '\n')
-		if j < 0 || j > f.max {
+	for i := f.start; len(dst) < limit; {
+		from := i
+		if i == f.start {
+			from = max(i, f.scanned) // buf[start:scanned] holds no line feed
+		}
+		k := bytes.IndexByte(f.buf[from:], '\n')
+		if k < 0 || from+k-i > f.max {
 			break
 		}
-		dst = append(dst, f.buf[i:i+j])
-		i += j + 1
+		end := from + k
+		dst = append(dst, f.buf[i:end])
+		i = end + 1
 	}
 	return dst
 }

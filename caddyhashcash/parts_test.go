@@ -70,6 +70,51 @@ func TestLineFramer(t *testing.T) {
 	}
 }
 
+// TestLineFramerPeek: after every read, peek returns the lines next then
+// returns as frameLine, up to the first other event, without taking them,
+// and at most its limit.
+func TestLineFramerPeek(t *testing.T) {
+	for _, chunks := range [][]string{
+		{"a\nbb\n\nc"},
+		{"ab", "c", "d\ne\nf", "g\n"},
+		{"abcd\nx\n"},
+		{"ok\nabcde\nok\n"},
+		{"abc", "de", "fgh", "ij\nok\n"},
+		{"x", "\n", "y\nz\n"},
+	} {
+		f := newLineFramer(4)
+		for _, c := range chunks {
+			f.added(copy(f.space(), c))
+			peeked := f.peek(nil, 100)
+			if limited := f.peek(nil, 1); len(peeked) > 0 && (len(limited) != 1 || string(limited[0]) != string(peeked[0])) {
+				t.Fatalf("%q: peek with limit 1 gave %q, want %q", chunks, limited, peeked[:1])
+			}
+			var lines []string
+			for {
+				line, ev := f.next()
+				if ev != frameLine {
+					if ev != frameNone {
+						for { // the rest, after a line that is not a frameLine
+							if _, ev := f.next(); ev == frameNone {
+								break
+							}
+						}
+					}
+					break
+				}
+				lines = append(lines, string(line))
+			}
+			var got []string
+			for _, l := range peeked {
+				got = append(got, string(l))
+			}
+			if strings.Join(got, "|") != strings.Join(lines, "|") || len(got) != len(lines) {
+				t.Fatalf("%q, after %q: peek gave %q, next gave %q", chunks, c, got, lines)
+			}
+		}
+	}
+}
+
 // TestLineFramerKeepsLongLinesOutOfMemory: a line far over max is dropped
 // as it arrives, and the buffer gives its memory back afterwards.
 func TestLineFramerKeepsLongLinesOutOfMemory(t *testing.T) {
