@@ -42,9 +42,12 @@ type pricesReport struct {
 	// GlobalLevel is the level every network pays at least, from the
 	// server's load.
 	GlobalLevel int `json:"global_level"`
-	// InFlight is the pressure signal: requests forwarded to the Electrum
-	// server and not yet answered.
+	// InFlight is the pressure signal: accepted requests the Electrum
+	// server has not yet answered, forwarded or waiting at the gate.
 	InFlight int `json:"in_flight"`
+	// Waiting is how many of those wait at the gate now, because
+	// max_in_flight requests are forwarded and not yet answered.
+	Waiting int `json:"waiting"`
 	// MaxLevel is the highest level, where a cost-1.0 request costs
 	// max_price.
 	MaxLevel int `json:"max_level"`
@@ -94,6 +97,7 @@ func (s *resourceState) report() pricesReport {
 	rep := pricesReport{
 		GlobalLevel: snap.GlobalLevel,
 		InFlight:    snap.InFlight,
+		Waiting:     s.gate.Waiting(),
 		MaxLevel:    snap.MaxLevel,
 		Tracked:     snap.Tracked,
 		Networks:    make([]networkReport, 0, len(snap.Networks)),

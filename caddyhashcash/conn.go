@@ -1,7 +1,6 @@
 package caddyhashcash
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -104,11 +103,11 @@ func (c *filterConn) Read(p []byte) (int, error) {
 }
 
 // Write passes bytes from the server to the client, with queued error
-// lines at line boundaries. While the server's load sets prices, its lines
-// count as answers to the requests in flight.
+// lines at line boundaries. While max_in_flight is set, its lines count as
+// answers to the requests in flight.
 func (c *filterConn) Write(p []byte) (int, error) {
-	if c.pricing != nil && c.pricing.pressure {
-		c.pricing.answered(bytes.Count(p, []byte{'\n'}))
+	if c.pricing != nil {
+		c.pricing.answered(p)
 	}
 	return c.replies.Write(p)
 }
@@ -146,7 +145,7 @@ func (c *filterConn) fill() error {
 				c.readErr = err
 			}
 			if len(c.out) > 0 {
-				return nil
+				return c.admit()
 			}
 			return c.readErr
 		}
@@ -177,6 +176,21 @@ func (c *filterConn) fill() error {
 		}
 		c.readMore()
 	}
+}
+
+// admit waits, if max_in_flight requests are forwarded and not yet
+// answered, until the gate lets the accepted lines in c.out through; the
+// connection reads nothing meanwhile. The refusals queued with them are
+// sent first.
+func (c *filterConn) admit() error {
+	if c.pricing == nil {
+		return nil
+	}
+	if err := c.pricing.admit(); err != nil {
+		c.out, c.readErr = c.out[:0], err
+		return err
+	}
+	return nil
 }
 
 // readMore reads once from the client and handles the lines it completes.
@@ -249,7 +263,13 @@ func (c *filterConn) process() {
 	if c.verifier.BatchesClaims() && !c.budget.paused() {
 		// A store across the network (Redis): claim the stamps of every
 		// buffered line in one round trip rather than one each.
-		c.peeked = c.framer.peek(c.peeked[:0], maxPreclaimLines)
+		most := maxPreclaimLines
+		if c.pricing != nil {
+			if g := c.pricing.group(); g > 0 {
+				most = min(most, g) // the gate takes no more at once
+			}
+		}
+		c.peeked = c.framer.peek(c.peeked[:0], most)
 		if len(c.peeked) > 1 {
 			c.verifier.Preclaim(c.peeked)
 			defer c.verifier.ReleasePreclaimed()
@@ -260,6 +280,9 @@ func (c *filterConn) process() {
 		if c.budget.paused() {
 			c.heldBack = true // lines may wait: no reading until handled
 			return
+		}
+		if c.pricing != nil && c.pricing.groupFull() {
+			return // the rest waits for the gate's next turn
 		}
 		line, f := c.framer.next()
 		switch f {
@@ -321,6 +344,9 @@ func (c *filterConn) checkLine(line []byte, lineFeed bool) {
 	c.out = fwd
 	if lineFeed {
 		c.out = append(c.out, '\n')
+	}
+	if c.pricing != nil && c.verifier.ExpectsAnswer() {
+		c.pricing.forwarding()
 	}
 	c.budget.earn()
 }

@@ -214,12 +214,17 @@ type Handler struct {
 	// nothing. Default: 0.25.
 	RefusedWeight float64 `json:"refused_weight,omitempty"`
 
-	// MaxInFlight raises every network's price one level a tick while more
-	// requests than this have been forwarded to the Electrum server and not
-	// yet answered, across all connections: the server's own load, which a
-	// flood from many networks, each within its budget, raises. The level
-	// falls again once it is at half of this for CalmTicks ticks. 0
-	// disables it. Needs network_budget. Default: 0.
+	// MaxInFlight caps the server's own load: at most this many accepted
+	// requests are forwarded to the Electrum server and not yet answered,
+	// across all connections. Beyond it, a connection's requests wait at
+	// caddy (it reads nothing more meanwhile), and the slots that answers
+	// free go to the waiting client networks in turn, so that a network
+	// with one request waiting goes before the backlog of a network that
+	// floods. While requests wait throughout a tick, every network's price
+	// rises one level (it holds while the backlog drains by a tenth or more
+	// a tick); it falls again after CalmTicks ticks at half of it or
+	// below. It holds and prices a flood spread over many networks, each
+	// within its budget. 0 disables it. Needs network_budget. Default: 0.
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 
 	// IPv4Prefix is the prefix length that groups IPv4 clients for
@@ -401,7 +406,7 @@ func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
 	}
 	var prices *connPricing
 	if h.adaptive() {
-		prices = &connPricing{state: h.state, calm: uint64(*h.Price), prefix: network, pressure: h.MaxInFlight > 0}
+		prices = &connPricing{state: h.state, calm: uint64(*h.Price), prefix: network}
 		defer prices.ended()
 	}
 	var err error

@@ -113,6 +113,13 @@ func registerPriceGauges(reg *prometheus.Registry, resource string, state *resou
 		func(s *priceSnapshot) float64 { return float64(s.Highest) })
 	gauge("price_networks_tracked", "Client networks with a price meter (at most max_networks).",
 		func(s *priceSnapshot) float64 { return float64(s.Tracked) })
-	gauge("requests_in_flight", "Requests forwarded to the Electrum server and not yet answered, the pressure signal (counted while max_in_flight is set).",
+	gauge("requests_in_flight", "Accepted requests not yet answered by the Electrum server, forwarded or waiting at the gate: the pressure signal (counted while max_in_flight is set).",
 		func(s *priceSnapshot) float64 { return float64(s.InFlight) })
+	registerOrExisting(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace:   "caddy",
+		Subsystem:   "layer4_hashcash",
+		Name:        "requests_waiting",
+		Help:        "Accepted requests waiting at the gate because max_in_flight requests are forwarded and not yet answered.",
+		ConstLabels: prometheus.Labels{"resource": resource},
+	}, func() float64 { return float64(state.gate.Waiting()) }))
 }

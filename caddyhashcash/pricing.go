@@ -1,6 +1,7 @@
 package caddyhashcash
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
@@ -54,17 +55,25 @@ func (h *Handler) pricingConfig() (pricing.Config, error) {
 }
 
 // connPricing is what one connection needs to price its requests by its
-// network's level and to report its spending and the requests it has
-// outstanding. It reads the resource's price levels on each use, so that
-// a reload that makes prices move, or fixes them, applies to it at once.
+// network's level, to report its spending and the requests it has
+// outstanding, and to wait at the resource's gate (max_in_flight) before
+// forwarding. It reads the resource's price levels and the gate's cap on
+// each use, so that a reload that makes prices move, fixes them or changes
+// max_in_flight applies to it at once.
 type connPricing struct {
-	state    *resourceState
-	calm     uint64 // the unit price while prices are fixed
-	prefix   netip.Prefix
-	pressure bool // count requests in flight (max_in_flight set)
+	state  *resourceState
+	calm   uint64 // the unit price while prices are fixed
+	prefix netip.Prefix
 
-	inFlight atomic.Int64 // forwarded requests not yet answered, counted in counted
-	counted  atomic.Pointer[pricing.Networks]
+	// Accepted lines that the server answers (one line each, a batch
+	// included) are counted from acceptance to answer while max_in_flight
+	// is set: inFlight toward the pressure signal (in counted), held as
+	// the gate's slots once through it. unadmitted are those accepted
+	// and not yet through the gate, used only by the reading goroutine.
+	inFlight   atomic.Int64
+	counted    atomic.Pointer[pricing.Networks]
+	held       atomic.Int64
+	unadmitted int
 }
 
 // quote is the connection's verify.Quoter.
@@ -81,45 +90,117 @@ func (p *connPricing) quote(now time.Time) verify.Quote {
 	return vq
 }
 
-// spent records a verdict on one request in the network's meter and, for
-// an accepted request, counts it as in flight.
+// spent records a verdict on one request in the network's meter.
 func (p *connPricing) spent(v verify.Verdict) {
+	if n := p.state.prices.Load(); n != nil {
+		n.Spend(p.prefix, v.Cost, v.Reason == "", time.Now())
+	}
+}
+
+// forwarding counts an accepted line that the server will answer, while
+// max_in_flight is set, as in flight and as waiting for the gate.
+func (p *connPricing) forwarding() {
 	n := p.state.prices.Load()
-	if n == nil {
+	if n == nil || p.state.gate.Limit() == 0 {
 		return
 	}
-	accepted := v.Reason == ""
-	n.Spend(p.prefix, v.Cost, accepted, time.Now())
-	if accepted && p.pressure {
-		if p.counted.CompareAndSwap(nil, n) || p.counted.Load() == n {
-			p.inFlight.Add(1)
-			n.AddInFlight(1)
+	p.unadmitted++
+	if p.counted.CompareAndSwap(nil, n) || p.counted.Load() == n {
+		p.inFlight.Add(1)
+		n.AddInFlight(1)
+	}
+}
+
+// group is how many accepted lines a connection takes through the gate at
+// once while no one waits there: an eighth of max_in_flight, at least 1;
+// 0 without a gate.
+func (p *connPricing) group() int {
+	if p.state.prices.Load() == nil {
+		return 0
+	}
+	if limit := p.state.gate.Limit(); limit > 0 {
+		return max(1, limit/8)
+	}
+	return 0
+}
+
+// groupFull reports whether the lines accepted since the last admit are as
+// many as the gate takes at once: group, or one line while others wait, so
+// that under load every waiting network gets one request through a turn
+// and a connection's pipeline waits its turn line by line.
+func (p *connPricing) groupFull() bool {
+	if p.unadmitted == 0 {
+		return false
+	}
+	if p.state.gate.Waiting() > 0 {
+		return true
+	}
+	return p.unadmitted >= p.group()
+}
+
+// admit takes the gate's slots for the requests accepted since the last
+// call, waiting while max_in_flight requests are forwarded and not yet
+// answered. It returns an error, having taken nothing, only if the
+// resource's state is destroyed meanwhile.
+func (p *connPricing) admit() error {
+	if p.unadmitted == 0 {
+		return nil
+	}
+	if err := p.state.gate.Acquire(p.state.alive, p.prefix, p.unadmitted); err != nil {
+		return fmt.Errorf("hashcash: waiting for the server to answer earlier requests: %w", err)
+	}
+	p.held.Add(int64(p.unadmitted))
+	p.unadmitted = 0
+	return nil
+}
+
+// answered counts the line feeds in p, bytes from the server, as answers
+// to the connection's requests through the gate; lines beyond those
+// (notifications) count for nothing.
+func (p *connPricing) answered(b []byte) {
+	if p.held.Load() == 0 {
+		return
+	}
+	lines := int64(bytes.Count(b, []byte{'\n'}))
+	for lines > 0 {
+		was := p.held.Load()
+		done := min(was, lines)
+		if done == 0 {
+			return
+		}
+		if p.held.CompareAndSwap(was, was-done) {
+			p.state.gate.Release(int(done))
+			p.forget(done)
+			return
 		}
 	}
 }
 
-// answered counts lines from the server as answers to requests in flight;
-// lines beyond those (notifications) count for nothing.
-func (p *connPricing) answered(lines int) {
+// forget takes up to done requests out of the pressure signal.
+func (p *connPricing) forget(done int64) {
 	n := p.counted.Load()
-	if n == nil || lines == 0 {
+	if n == nil {
 		return
 	}
 	for {
 		was := p.inFlight.Load()
-		done := min(was, int64(lines))
-		if done == 0 {
+		d := min(was, done)
+		if d == 0 {
 			return
 		}
-		if p.inFlight.CompareAndSwap(was, was-done) {
-			n.AddInFlight(-int(done))
+		if p.inFlight.CompareAndSwap(was, was-d) {
+			n.AddInFlight(-int(d))
 			return
 		}
 	}
 }
 
-// ended forgets the connection's requests still in flight.
+// ended gives back the connection's slots and forgets its requests still
+// in flight.
 func (p *connPricing) ended() {
+	if held := p.held.Swap(0); held > 0 {
+		p.state.gate.Release(int(held))
+	}
 	if n := p.counted.Load(); n != nil {
 		if left := p.inFlight.Swap(0); left > 0 {
 			n.AddInFlight(-int(left))

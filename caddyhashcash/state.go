@@ -1,6 +1,8 @@
 package caddyhashcash
 
 import (
+	"context"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/electrum-hashcash/electrum-hashcash/internal/admission"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/connlimit"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/pricing"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/replay"
@@ -23,7 +26,8 @@ var resourceStates = caddy.NewUsagePool()
 // resourceState is what the handlers of one resource share across reloads:
 // the replay store, with a janitor that sweeps its expired stamps, the
 // per-prefix connection counts, which must carry over a reload as the
-// connections they count do, and the price level of each client network.
+// connections they count do, the price level of each client network, and
+// the gate that holds requests beyond max_in_flight.
 // A reload re-configures it (see loadResourceState).
 type resourceState struct {
 	stamps   *replay.Memory
@@ -40,6 +44,13 @@ type resourceState struct {
 	// sharer, if not nil, shares the networks' spending with the other
 	// instances that use the same Redis store, at each tick.
 	sharer atomic.Pointer[spendingSharer]
+
+	// gate lets at most max_in_flight accepted requests be forwarded and
+	// unanswered at once (no cap while max_in_flight is 0 or prices are
+	// fixed); connections wait there until alive ends.
+	gate  *admission.Gate[netip.Prefix]
+	alive context.Context
+	die   context.CancelFunc
 
 	sweepEvery chan time.Duration // a new sweep interval for the janitor
 	stop       chan struct{}
@@ -61,7 +72,9 @@ func loadResourceState(resource string, capacity int, window time.Duration) (*re
 			sweepEvery: make(chan time.Duration, 1),
 			retick:     make(chan struct{}, 1),
 			stop:       make(chan struct{}),
+			gate:       admission.New[netip.Prefix](0),
 		}
+		s.alive, s.die = context.WithCancel(context.Background())
 		s.done.Go(func() { s.sweep(interval) })
 		s.done.Go(s.tickPrices)
 		return s, nil
@@ -92,6 +105,11 @@ type priceSnapshot struct {
 // dropped). logger is the newest handler's.
 func (s *resourceState) configurePrices(c *pricing.Config, logger *zap.Logger) {
 	s.logger.Store(logger)
+	if c == nil {
+		s.gate.SetLimit(0)
+	} else {
+		s.gate.SetLimit(c.PressureTarget)
+	}
 	defer func() {
 		select {
 		case s.retick <- struct{}{}:
@@ -148,6 +166,7 @@ func (s *resourceState) release() error {
 // Destruct stops the janitor and the connection counts' pending releases
 // when the last handler lets go of the state.
 func (s *resourceState) Destruct() error {
+	s.die()
 	close(s.stop)
 	s.done.Wait()
 	s.conns.Stop()

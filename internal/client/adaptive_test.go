@@ -2,8 +2,10 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +104,102 @@ func TestRefusedGuessIsNotATry(t *testing.T) {
 	})
 	if st := px.Stats(); st.GaveUp != 0 {
 		t.Fatalf("stats %+v: a refusal reached the wallet", st)
+	}
+}
+
+// TestFollowsGlobalPrice: a flood from another network loads a slow
+// server past max_in_flight, so the global level rises for every network;
+// the proxy, which starts free, pays it with no error reaching the wallet,
+// while the level rises and falls as the flood comes and goes.
+func TestFollowsGlobalPrice(t *testing.T) {
+	leakCheck(t)
+	slow := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{Answer: func(line []byte, n int) ([]byte, error) {
+		time.Sleep(20 * time.Millisecond)
+		return electrumAnswer(line, n)
+	}})
+	// Budgets no network reaches: only the server's load moves prices.
+	e := startCaddyBefore(t, slow, "127.0.0.1", `,"price":0,"network_budget":100000,"network_burst":100000,"price_step":64,"max_price":4096,`+
+		`"price_tick":"100ms","calm_ticks":2,"price_tolerance":"-1s","ipv4_prefix":32,"max_in_flight":2,"max_rejections":-1,"refusal_rate":-1`)
+	px := startProxy(t, Config{Server: e.addr, Resource: testResource, Work: 64, StartFree: true, MaxWork: 1 << 20}, "")
+	w := dialWallet(t, px.addr)
+	w.send(versionReq)
+	readAnswers(t, w, 1)
+
+	stopFlood := pipelineFlood(e.addr, "127.0.0.2", 4)
+	for id := 1; id <= 40; id++ {
+		time.Sleep(50 * time.Millisecond)
+		w.send(req("blockchain.scripthash.get_history", id, fmt.Sprintf(`["%064x"]`, id)))
+		readAnswers(t, w, 1) // fails the test on any error
+	}
+	accepted, refused := stopFlood()
+	st := px.Stats()
+	t.Logf("flood: %d accepted, %d refused; proxy: %+v", accepted, refused, st)
+	if refused == 0 {
+		t.Fatalf("no flood request was refused: the global level never rose")
+	}
+	if st.Mints == 0 || st.GaveUp != 0 {
+		t.Fatalf("proxy stats %+v: want stamps minted for the global level and nothing given up", st)
+	}
+}
+
+// pipelineFlood starts conns connections from src to addr, each sending
+// unstamped server.banner requests 20 at a time, the next 20 once the
+// last is answered, until the returned function is called; that function
+// waits for them and returns how many requests were accepted and refused.
+func pipelineFlood(addr, src string, conns int) (stop func() (accepted, refused int)) {
+	quit := make(chan struct{})
+	type count struct{ accepted, refused int }
+	counts := make(chan count, conns)
+	for range conns {
+		go func() {
+			var n count
+			defer func() { counts <- n }()
+			d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+			c, err := d.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			r := bufio.NewReader(c)
+			var burst []byte
+			burst = append(burst, `{"jsonrpc":"2.0","method":"server.version","id":0}`+"\n"...)
+			for id := 1; ; {
+				for range 20 {
+					burst = fmt.Appendf(burst, `{"jsonrpc":"2.0","method":"server.banner","id":%d}`+"\n", id)
+					id++
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Write(burst); err != nil {
+					return
+				}
+				for range bytes.Count(burst, []byte{'\n'}) {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.Contains(line, `"error"`) {
+						n.refused++
+					} else {
+						n.accepted++
+					}
+				}
+				burst = burst[:0]
+				select {
+				case <-quit:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	return func() (accepted, refused int) {
+		close(quit)
+		for range conns {
+			n := <-counts
+			accepted += n.accepted
+			refused += n.refused
+		}
+		return accepted, refused
 	}
 }
 

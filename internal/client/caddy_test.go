@@ -39,8 +39,13 @@ func hashcashJSON(options string) string {
 // comma).
 func startCaddy(t *testing.T, host string, options string, pad int) *caddyEnv {
 	t.Helper()
-	e := &caddyEnv{host: host}
-	e.up = newFakeUpstream(t, host, pad)
+	return startCaddyBefore(t, newFakeUpstream(t, host, pad), host, options)
+}
+
+// startCaddyBefore starts Caddy on host in front of up.
+func startCaddyBefore(t *testing.T, up *testsupport.Upstream, host string, options string) *caddyEnv {
+	t.Helper()
+	e := &caddyEnv{host: host, up: up}
 	e.addr = testsupport.FreeAddr(t, host)
 	caddytest.Start(t, e.config(options), e.addr)
 	return e

@@ -69,8 +69,10 @@
 // # The global level
 //
 // The global level is added to every network's level. It follows the
-// Electrum server's load as the proxy sees it: the number of requests
-// forwarded and not yet answered (AddInFlight). When that number stayed above
+// Electrum server's load as the proxy sees it: the number of accepted
+// requests not yet answered (AddInFlight), forwarded or, where the proxy
+// caps what it forwards at PressureTarget (caddyhashcash does), waiting to
+// be. When that number stayed above
 // PressureTarget (max_in_flight) throughout a tick, the global level rises by
 // one, unless the backlog above the target shrank over that tick by at least
 // a tenth of what is left of it: then the level reached already holds the

@@ -224,6 +224,18 @@ func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
 	}
 }
 
+// ExpectsAnswer reports whether the line the last Check accepted holds a
+// request with an id, which the server answers with one line; a line of
+// notifications only (no member "id") gets no answer.
+func (v *Verifier) ExpectsAnswer() bool {
+	for i := range v.line.Objects {
+		if v.line.Objects[i].ID != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // RefuseTooLarge returns the error line for a line longer than limit.
 func (v *Verifier) RefuseTooLarge(limit int) []byte {
 	v.record(stamp.ReasonTooLarge, false, 1)
