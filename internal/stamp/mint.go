@@ -40,15 +40,19 @@ func mint(ctx context.Context, s *Stamp, bodyHash *[32]byte, workers int, k *ker
 		wg    sync.WaitGroup
 		once  sync.Once
 	)
-	for range workers {
-		wg.Go(func() {
-			n, counter, ok := searchChunks(ctx, j, k, &next, &found)
-			total.Add(n)
-			if ok {
-				once.Do(func() { s.Counter = counter })
-			}
-		})
+	work := func() {
+		n, counter, ok := searchChunks(ctx, j, k, &next, &found)
+		total.Add(n)
+		if ok {
+			once.Do(func() { s.Counter = counter })
+		}
 	}
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	// The last worker is the caller's goroutine: one worker mints on the
+	// caller's thread, and so at its scheduling priority.
+	work()
 	wg.Wait()
 	if !found.Load() {
 		return total.Load(), fmt.Errorf("mint: %w", ctx.Err())
