@@ -432,18 +432,21 @@ func runHonest(ctx context.Context, addr string, i int, rate float64, start time
 
 // payingSummary is the figures of a paying-flood run.
 type payingSummary struct {
-	beforeRate    float64 // flooder accepted/s before its first escalation
-	steadyRate    float64 // mean accepted/s over the last half of the flood
-	steadyStart   int     // seconds into the flood when steady state began; -1: never
-	maxLevel      int     // the flooder's highest level seen
-	honestAlone   time.Duration
-	honestFlood   time.Duration // p99 over the whole flood
-	honestSteady  time.Duration // p99 over the last half of the flood
-	honestAloneN  int
-	honestFloodN  int
-	honestRefused int
-	honestLevel   int
-	reasons       map[string]int64 // the flooder's refusals by reason
+	beforeRate   float64 // flooder accepted/s before its first escalation
+	steadyRate   float64 // mean accepted/s over the last half of the flood
+	steadyStart  int     // seconds into the flood when steady state began; -1: never
+	maxLevel     int     // the flooder's highest level seen
+	honestAlone  time.Duration
+	honestFlood  time.Duration // p99 over the whole flood
+	honestSteady time.Duration // p99 over the last half of the flood
+	// honestPerSecond is the p99 of the honest requests sent in each
+	// second of the flood.
+	honestPerSecond []time.Duration
+	honestAloneN    int
+	honestFloodN    int
+	honestRefused   int
+	honestLevel     int
+	reasons         map[string]int64 // the flooder's refusals by reason
 }
 
 // steadyWindow is the length in seconds of the window steadyStart
@@ -617,6 +620,11 @@ func payingFloodBench(pc payingFloodConfig, log io.Writer) (string, error, error
 		failure = fmt.Errorf("an honest network's level rose to %d", sum.honestLevel)
 	}
 	sum.reasons = f.reasons
+	sum.honestPerSecond = make([]time.Duration, secs)
+	for i := range secs {
+		from := floodStart + time.Duration(i)*time.Second
+		sum.honestPerSecond[i], _ = honestP99(samples, from, from+time.Second)
+	}
 	return formatPayingReport(pc, machineLine, srv.describe(), sum, per, levels, f.seconds), failure, nil
 }
 
@@ -669,14 +677,19 @@ func formatPayingReport(pc payingFloodConfig, machineLine, caddyLine string, s p
 		}
 		b.WriteString(".\n")
 	}
-	b.WriteString("\nFlooder, per second of the flood (level: the highest a refusal named in that second, else the one before):\n\n")
-	b.WriteString("| second | accepted | refused | level |\n|---:|---:|---:|---:|\n")
+	b.WriteString("\nPer second of the flood: the flooder's accepted and refused requests and its level (the highest a refusal named in that second, else the one before), " +
+		"and the p99 latency of the honest requests sent in that second:\n\n")
+	b.WriteString("| second | accepted | refused | level | honest p99 µs |\n|---:|---:|---:|---:|---:|\n")
 	for i := range per {
 		var refused int64
 		if i < len(seconds) {
 			refused = seconds[i].Refused
 		}
-		fmt.Fprintf(&b, "| %d | %.0f | %d | %d |\n", i+1, per[i], refused, levels[i])
+		var p99 time.Duration
+		if i < len(s.honestPerSecond) {
+			p99 = s.honestPerSecond[i]
+		}
+		fmt.Fprintf(&b, "| %d | %.0f | %d | %d | %.0f |\n", i+1, per[i], refused, levels[i], micros(p99))
 	}
 	return b.String()
 }
