@@ -87,7 +87,7 @@
 //	loadbench -paying-flood [-paying-budget 20] [-paying-burst 100]
 //	          [-paying-price-step 256] [-paying-price-tick 1s] [-paying-conns 2]
 //	          [-paying-window 16] [-paying-honest 3] [-paying-honest-rate 10]
-//	          [-paying-warmup 2s] [-paying-baseline 10s] [-paying-duration 45s] [-paying-nice 19]
+//	          [-paying-warmup 2s] [-paying-baseline 10s] [-paying-duration 45s] [-paying-idle] [-paying-nice 19]
 //	          [-caddy bin/caddy] [-out results.md]
 //	loadbench -many-networks 30 [-many-share 0.8] [-many-budget 20] [-many-max-in-flight 40]
 //	          [-many-upstream-workers 4] [-many-upstream-delay 20ms] [-many-window 64]

@@ -77,7 +77,7 @@ func manyFloodWorker(in io.Reader, out io.Writer) error {
 	for _, ip := range plan.IPs {
 		f := &payingFlooder{addr: plan.Addr, ip: ip, resource: plan.Resource, start: start, reasons: map[string]int64{}, interval: plan.Interval}
 		flooders = append(flooders, f)
-		wg.Go(func() { f.run(ctx, plan.Window, 0) })
+		wg.Go(func() { f.run(ctx, plan.Window, nil) })
 	}
 	enc := json.NewEncoder(out)
 	sum := func(k int) (s floodSecond) {

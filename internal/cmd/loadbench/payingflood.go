@@ -48,6 +48,7 @@ type payingFloodConfig struct {
 	baseline   time.Duration // honest clients alone
 	duration   time.Duration // honest clients and the flood
 	nice       int           // niceness of the flooder's minting threads
+	idle       bool          // SCHED_IDLE minting threads instead
 }
 
 // payingResource is the resource of the paying-flood server.
@@ -209,17 +210,15 @@ func (f *payingFlooder) fail(err error) {
 }
 
 // run floods on one connection until ctx ends. Its minting runs on a
-// thread of its own at niceness nice, so that the honest clients and caddy,
-// which share the machine's cores with it, are scheduled first: the flooder
-// mints with whatever CPU they leave, as fast as it can.
-func (f *payingFlooder) run(ctx context.Context, window, nice int) {
-	// Never unlocked: the thread, reniced, ends with the goroutine.
-	runtime.LockOSThread()
-	if nice != 0 {
-		if err := reniceThread(nice); err != nil {
-			f.fail(fmt.Errorf("flooder: setting niceness: %w", err))
-			return
-		}
+// thread of its own at the priority lower sets (see lowerThread), so that
+// the honest clients and caddy, which share the machine's cores with it,
+// are scheduled first: the flooder mints with whatever CPU they leave, as
+// fast as it can.
+func (f *payingFlooder) run(ctx context.Context, window int, lower func() error) {
+	m, err := startLowMinter(ctx, lower)
+	if err != nil {
+		f.fail(fmt.Errorf("flooder: lowering the minting thread's priority: %w", err))
+		return
 	}
 	ip := f.ip
 	if ip == "" {
@@ -320,7 +319,7 @@ func (f *payingFlooder) run(ctx context.Context, window, nice int) {
 		if work == 0 {
 			buf = append(buf, line...)
 		} else {
-			buf, err = stamp.AppendStamped(ctx, buf, line, stamp.Stamp{Resource: resource, Time: time.Now().Unix(), Work: work}, 1)
+			buf, err = m.stamp(buf, line, stamp.Stamp{Resource: resource, Time: time.Now().Unix(), Work: work})
 			if err != nil {
 				if ctx.Err() == nil {
 					f.fail(fmt.Errorf("flooder: minting: %w", err))
@@ -337,6 +336,66 @@ func (f *payingFlooder) run(ctx context.Context, window, nice int) {
 	}
 	c.Close()
 	<-done
+}
+
+// lowMinter mints stamps on an OS thread of its own, at the priority its
+// lower function set, until its context ends; the flooder's I/O stays at
+// the normal priority.
+type lowMinter struct {
+	ctx  context.Context
+	jobs chan mintJob
+}
+
+// mintJob is one line to stamp; it comes back on done with dst holding the
+// stamped line, or err.
+type mintJob struct {
+	dst, line []byte
+	tmpl      stamp.Stamp
+	err       error
+	done      chan mintJob
+}
+
+// startLowMinter starts a lowMinter whose thread lower (if not nil) has set
+// the priority of, or returns lower's error.
+func startLowMinter(ctx context.Context, lower func() error) (*lowMinter, error) {
+	m := &lowMinter{ctx: ctx, jobs: make(chan mintJob)}
+	ready := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread, lowered, ends with the goroutine.
+		runtime.LockOSThread()
+		if lower != nil {
+			if err := lower(); err != nil {
+				ready <- err
+				return
+			}
+		}
+		ready <- nil
+		for {
+			select {
+			case j := <-m.jobs:
+				j.dst, j.err = stamp.AppendStamped(ctx, j.dst, j.line, j.tmpl, 1)
+				j.done <- j
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if err := <-ready; err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// stamp appends line, with a stamp minted from tmpl, to dst.
+func (m *lowMinter) stamp(dst, line []byte, tmpl stamp.Stamp) ([]byte, error) {
+	done := make(chan mintJob, 1)
+	select {
+	case m.jobs <- mintJob{dst: dst, line: line, tmpl: tmpl, done: done}:
+	case <-m.ctx.Done():
+		return dst, m.ctx.Err()
+	}
+	j := <-done
+	return j.dst, j.err
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -552,7 +611,7 @@ func payingFloodBench(pc payingFloodConfig, log io.Writer) (string, error, error
 	fctx, fcancel := context.WithTimeout(ctx, pc.duration)
 	var fwg sync.WaitGroup
 	for range pc.conns {
-		fwg.Go(func() { f.run(fctx, pc.window, pc.nice) })
+		fwg.Go(func() { f.run(fctx, pc.window, func() error { return lowerThread(pc.idle, pc.nice) }) })
 	}
 	ticker := time.NewTicker(time.Second)
 	for s := 0; fctx.Err() == nil; {
@@ -634,12 +693,12 @@ func formatPayingReport(pc payingFloodConfig, machineLine, caddyLine string, s p
 	fmt.Fprintf(&b, "Machine: %s\n\n", machineLine)
 	fmt.Fprintf(&b, "Caddy: %s. Hashcash: price 0, network_budget %g, network_burst %g, price_step %d, price_tick %s, "+
 		"ipv4_prefix 32, max_rejections -1, other options at their defaults. Every request is %s (cost %.1f). "+
-		"The flooder (%d connections from %s, at most %d unanswered each, each minting on one thread of this process at niceness %d) "+
+		"The flooder (%d connections from %s, at most %d unanswered each, each minting on one thread of this process at %s) "+
 		"mints each request at the price it last learned from a refusal (unit × cost), unstamped while free, and sends a token stamp after next_fall. "+
 		"%d honest clients (127.0.0.%d and up, each its own network) send one unstamped request at a time, %g a second each: "+
 		"%s warm-up, %s alone, then %s with the flood.\n\n",
 		caddyLine, pc.budget, pc.burst, pc.step, pc.tick, payingMethod, payingCost,
-		pc.conns, flooderIP, pc.window, pc.nice, pc.honest, firstHonestIP, pc.honestRate, pc.warmup, pc.baseline, pc.duration)
+		pc.conns, flooderIP, pc.window, pc.priority(), pc.honest, firstHonestIP, pc.honestRate, pc.warmup, pc.baseline, pc.duration)
 	ratio := math.NaN()
 	if s.honestAlone > 0 {
 		ratio = float64(s.honestFlood) / float64(s.honestAlone)
@@ -694,6 +753,14 @@ func formatPayingReport(pc payingFloodConfig, machineLine, caddyLine string, s p
 	return b.String()
 }
 
+// priority says at what priority the flooder mints.
+func (pc payingFloodConfig) priority() string {
+	if pc.idle {
+		return "SCHED_IDLE"
+	}
+	return fmt.Sprintf("niceness %d", pc.nice)
+}
+
 // addPayingFloodFlags defines the flags of -paying-flood.
 func addPayingFloodFlags(pc *payingFloodConfig) {
 	flag.Float64Var(&pc.budget, "paying-budget", 20, "paying flood: the handler's network_budget")
@@ -707,7 +774,8 @@ func addPayingFloodFlags(pc *payingFloodConfig) {
 	flag.DurationVar(&pc.warmup, "paying-warmup", 2*time.Second, "paying flood: time before the honest clients are measured")
 	flag.DurationVar(&pc.baseline, "paying-baseline", 10*time.Second, "paying flood: time the honest clients are measured alone")
 	flag.DurationVar(&pc.duration, "paying-duration", 45*time.Second, "paying flood: time of the flood")
-	flag.IntVar(&pc.nice, "paying-nice", 19, "paying flood: niceness of the flooder's minting threads (0: as caddy's); it then mints with the CPU caddy and the honest clients leave")
+	flag.BoolVar(&pc.idle, "paying-idle", true, "paying flood: the flooder's minting threads are SCHED_IDLE (Linux): they mint only on a core no other thread wants, as if on the attacker's own machines")
+	flag.IntVar(&pc.nice, "paying-nice", 19, "paying flood, with -paying-idle=false: niceness of the flooder's minting threads (0: as caddy's)")
 }
 
 // runPayingFloodMain checks the paying-flood flags, runs it, prints its

@@ -4,8 +4,11 @@ package main
 
 import "errors"
 
-// reniceThread is only available on Linux: elsewhere run with
-// -paying-nice 0.
-func reniceThread(int) error {
-	return errors.New("per-thread niceness needs Linux: use -paying-nice 0")
+// lowerThread is only available on Linux: elsewhere run with
+// -paying-idle=false -paying-nice 0.
+func lowerThread(idle bool, nice int) error {
+	if !idle && nice == 0 {
+		return nil
+	}
+	return errors.New("per-thread priority needs Linux: use -paying-idle=false -paying-nice 0")
 }
