@@ -7,3 +7,11 @@ func SetTableKeys(n int) (restore func()) {
 	tableKeys = n
 	return func() { tableKeys = old }
 }
+
+// SetPrefetch sets whether Memory prefetches the slot of a new key (where
+// it can), until restore is called.
+func SetPrefetch(on bool) (restore func()) {
+	old := havePrefetch
+	havePrefetch = on && old
+	return func() { havePrefetch = old }
+}

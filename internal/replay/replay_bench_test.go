@@ -51,6 +51,20 @@ func BenchmarkClaim(b *testing.B) {
 	b.Run("duplicate", func(b *testing.B) { benchClaimReplayed(b, memoryImpl()) })
 }
 
+// BenchmarkClaimPrefetch is BenchmarkClaim's distinct with the slot of
+// each new key prefetched (prefetch=on: prefetch_amd64.s, where there is
+// one) and without (prefetch=off: the portable path), in one run:
+//
+//	go test -run '^$' -bench ClaimPrefetch -cpu 1 -count 5 ./internal/replay
+func BenchmarkClaimPrefetch(b *testing.B) {
+	for _, on := range []bool{true, false} {
+		b.Run(fmt.Sprintf("prefetch=%v", on), func(b *testing.B) {
+			defer replay.SetPrefetch(on)()
+			benchClaimDistinct(b, memoryImpl())
+		})
+	}
+}
+
 // BenchmarkMemoryPerEntry measures the heap a Memory store of the default
 // capacity holds per live key, from runtime.MemStats.HeapAlloc before the
 // store is made and after it holds the given number of live keys.
