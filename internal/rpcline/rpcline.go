@@ -101,7 +101,7 @@ func Scan(line []byte, stampKey string, dst *Line) error {
 // as its first element over the limit begins, so the work and memory spent
 // on a line stay in proportion to the limit, not to the line.
 func ScanLimit(line []byte, stampKey string, maxBatch int, dst *Line) error {
-	s := scanner{b: line, stampKey: stampKey, out: dst, maxBatch: maxBatch}
+	s := scanner{b: line, stampKey: stampKey, out: dst, maxBatch: maxBatch, maskAt: -1}
 	dst.Kind = KindOther
 	dst.Objects = dst.Objects[:0]
 	s.skipSpace()
@@ -223,23 +223,40 @@ type scanner struct {
 	depth    int
 	stampKey string
 	out      *Line
-	escaped  bool // the last string str scanned has escapes
-	maxBatch int  // most batch elements; 0: no limit
+	maxBatch int // most batch elements; 0: no limit
+
+	// masks marks the bytes of the chunk of b at maskAt (a multiple of
+	// chunkSize; -1 before the first) that a string may not take as they
+	// are, a word per 64-byte block (see loadMasks): str looks at one bit
+	// per byte.
+	maskAt int
+	masks  [chunkSize / 64]uint64
 }
+
+// chunkSize is how many bytes of a line the scanner finds the special
+// bytes of at once: a request of a few hundred bytes in one go.
+const chunkSize = 512
 
 func (s *scanner) errf(format string, args ...any) error {
 	return fmt.Errorf("%w at byte %d: %s", ErrSyntax, s.i, fmt.Sprintf(format, args...))
 }
 
-func (s *scanner) skipSpace() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
+func (s *scanner) skipSpace() { s.i = spaceEnd(s.b, s.i) }
+
+// spaceEnd returns the index of the first byte of b at or after i that is
+// not JSON whitespace, or len(b).
+func spaceEnd(b []byte, i int) int {
+	// One test for the usual case, a token right here: every byte that
+	// is space in JSON is below '!'.
+	for i < len(b) && b[i] <= ' ' {
+		switch b[i] {
 		case ' ', '\t', '\r', '\n':
-			s.i++
+			i++
 		default:
-			return
+			return i
 		}
 	}
+	return i
 }
 
 func (s *scanner) batch() error {
@@ -288,53 +305,69 @@ func (s *scanner) batch() error {
 	}
 }
 
-// object scans a request object at s.i, recording its members in o.
+// object scans a request object at s.i, recording its members in o. It
+// keeps its place in a local variable, not in s.i, which it sets only
+// around calls that use it (value, errf): every request is scanned here.
 func (s *scanner) object(o *Object) error {
 	*o = Object{IsObject: true, Start: s.i}
-	s.i++ // '{'
+	b := s.b
+	i := s.i + 1 // '{'
 	s.depth++
 	if s.depth > MaxDepth {
+		s.i = i
 		return s.errf("nesting deeper than %d", MaxDepth)
 	}
 	prevComma := -1 // index of the comma before the current member
 	stampFirst := false
 	for {
-		s.skipSpace()
-		if s.i >= len(s.b) {
+		i = spaceEnd(b, i)
+		if i >= len(b) {
+			s.i = i
 			return s.errf("unterminated object")
 		}
-		if s.b[s.i] == '}' && o.Members == 0 {
+		if b[i] == '}' && o.Members == 0 {
 			break
 		}
-		keyStart := s.i
-		if s.b[s.i] != '"' {
+		keyStart := i
+		if b[i] != '"' {
+			s.i = i
 			return s.errf("want a string key in object")
 		}
-		if err := s.str(); err != nil {
+		end, keyEscaped, err := s.strAt(i)
+		if err != nil {
 			return err
 		}
-		member := s.member(s.b[keyStart:s.i])
-		s.skipSpace()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
+		i = end
+		member := s.member(b[keyStart:i], keyEscaped)
+		i = spaceEnd(b, i)
+		if i >= len(b) || b[i] != ':' {
+			s.i = i
 			return s.errf("want ':' after object key")
 		}
-		s.i++
-		s.skipSpace()
-		valStart := s.i
-		if err := s.value(); err != nil {
-			return err
+		i = spaceEnd(b, i+1)
+		valStart := i
+		escaped := false // the value is a string with escapes
+		if i < len(b) && b[i] == '"' {
+			if i, escaped, err = s.strAt(i); err != nil {
+				return err
+			}
+		} else {
+			s.i = i
+			if err := s.value(); err != nil {
+				return err
+			}
+			i = s.i
 		}
-		val := s.b[valStart:s.i]
-		escaped := s.escaped && val[0] == '"' // str set s.escaped for a string
+		val := b[valStart:i]
 		o.Members++
 		switch member {
 		case memberStamp:
 			o.StampCount++
 			o.Stamp, o.StampEscaped = val, escaped
 			if prevComma >= 0 {
-				o.CutStart, o.CutEnd = prevComma, s.i
+				o.CutStart, o.CutEnd = prevComma, i
 			} else {
-				o.CutStart, o.CutEnd = keyStart, s.i
+				o.CutStart, o.CutEnd = keyStart, i
 				stampFirst = true
 			}
 		case memberMethod:
@@ -348,25 +381,27 @@ func (s *scanner) object(o *Object) error {
 			}
 			o.ID = val
 		}
-		s.skipSpace()
-		if s.i >= len(s.b) {
+		i = spaceEnd(b, i)
+		if i >= len(b) {
+			s.i = i
 			return s.errf("unterminated object")
 		}
-		if s.b[s.i] == ',' {
+		if b[i] == ',' {
 			if stampFirst && o.StampCount == 1 && o.Members == 1 {
-				o.CutEnd = s.i + 1
+				o.CutEnd = i + 1
 			}
-			prevComma = s.i
-			s.i++
+			prevComma = i
+			i++
 			continue
 		}
-		if s.b[s.i] != '}' {
+		if b[i] != '}' {
+			s.i = i
 			return s.errf("want ',' or '}' in object")
 		}
 		break
 	}
-	o.closeBrace = s.i
-	s.i++
+	o.closeBrace = i
+	s.i = i + 1
 	s.depth--
 	o.End = s.i
 	return nil
@@ -380,10 +415,10 @@ const (
 	memberID
 )
 
-// member says which member the raw string token key, just scanned by str,
-// names; names are compared after unescaping.
-func (s *scanner) member(key []byte) int {
-	if s.escaped {
+// member says which member the raw string token key names; names are
+// compared after unescaping, if escaped says it has escapes.
+func (s *scanner) member(key []byte, escaped bool) int {
+	if escaped {
 		name, ok := StringValue(key)
 		if !ok {
 			return memberOther
@@ -536,75 +571,131 @@ func special8(w uint64) uint64 {
 	return ((q-ones)&^q | (bs-ones)&^bs | (w-0x20*ones)&^w | w) & highs
 }
 
-// plainRun returns how many bytes at the start of b a string takes as they
-// are, looking at whole 8-byte words: it stops at the first byte special8
-// marks, or before the last len(b)%8 bytes when none is. Hex strings (script
-// hashes, transactions) and stamps are most of a request's bytes.
-func plainRun(b []byte) int {
-	i := 0
-	for ; i+16 <= len(b); i += 16 {
-		m0 := special8(binary.LittleEndian.Uint64(b[i:]))
-		m1 := special8(binary.LittleEndian.Uint64(b[i+8:]))
-		if m0|m1 != 0 {
-			if m0 != 0 {
-				return i + bits.TrailingZeros64(m0)/8
-			}
-			return i + 8 + bits.TrailingZeros64(m1)/8
-		}
-	}
-	if i+8 <= len(b) {
-		if m := special8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)/8
-		}
-		i += 8
-	}
-	return i
+// gather8 moves the top bit of each byte of m, which has no other bits set,
+// to bit i for byte i.
+func gather8(m uint64) uint64 {
+	return (m >> 7) * 0x0102040810204080 >> 56
 }
 
-// str scans a string token starting at its opening quote, and sets
-// s.escaped if it has escapes.
+// specialMask64Go returns a mask with bit k set if byte k of *p is one
+// that special8 marks: every byte that a string does not take as it is,
+// and rarely a plain byte just above one (which str then steps over).
+func specialMask64Go(p *[64]byte) uint64 {
+	word := func(k int) uint64 { return gather8(special8(binary.LittleEndian.Uint64(p[k:]))) << k }
+	return word(0) | word(8) | word(16) | word(24) | word(32) | word(40) | word(48) | word(56)
+}
+
+// specialMasksGo is the portable specialMasks. Unlike specialMasksAVX2 it
+// may also mark a plain byte just above a marked one (see special8).
+func specialMasksGo(p []byte, masks []uint64) {
+	for k := range masks {
+		masks[k] = specialMask64Go((*[64]byte)(p))
+		p = p[64:]
+	}
+}
+
+// loadMasks sets s.masks for the chunk of s.b at chunk, which must be
+// before its end: bit j of s.masks[k] is set if byte chunk+64*k+j is one
+// that special8 marks or lies past the end of s.b. (The masks of blocks
+// wholly past the end are not set: nextSpecial never reads them.)
+func (s *scanner) loadMasks(chunk int) {
+	s.maskAt = chunk
+	rest := s.b[chunk:]
+	full := min(len(rest)/64, len(s.masks))
+	specialMasks(rest, s.masks[:full])
+	n := len(rest) - 64*full // bytes in the block where s.b ends
+	if full == len(s.masks) || n == 0 {
+		return
+	}
+	var m [1]uint64
+	if len(s.b) >= 64 {
+		// The last 64 bytes of s.b, of which the block's n come last.
+		specialMasks(s.b[len(s.b)-64:], m[:])
+		m[0] >>= 64 - n
+	} else {
+		var tail [64]byte
+		copy(tail[:], rest[64*full:])
+		specialMasks(tail[:], m[:])
+	}
+	s.masks[full] = m[0] | ^uint64(0)<<n
+}
+
+// nextSpecial returns the index of the first byte at or after i that
+// special8 marks, or len(s.b) if there is none.
+func (s *scanner) nextSpecial(i int) int {
+	for i < len(s.b) {
+		if chunk := i &^ (chunkSize - 1); chunk != s.maskAt {
+			s.loadMasks(chunk)
+		}
+		u := uint(i) // not negative: unsigned division is a shift
+		if m := s.masks[u/64%uint(len(s.masks))] >> (u % 64); m != 0 {
+			return i + bits.TrailingZeros64(m)
+		}
+		i = i | 63 + 1
+	}
+	return len(s.b)
+}
+
+// str scans a string token starting at its opening quote, at s.i.
 func (s *scanner) str() error {
-	s.i++ // '"'
-	s.escaped = false
-	for s.i < len(s.b) {
-		s.i += plainRun(s.b[s.i:])
-		if s.i >= len(s.b) {
+	end, _, err := s.strAt(s.i)
+	if err != nil {
+		return err
+	}
+	s.i = end
+	return nil
+}
+
+// strAt scans the string token whose opening quote is at s.b[i], and
+// returns the index after its closing quote and whether it has escapes.
+// On an error it leaves s.i where the error is.
+func (s *scanner) strAt(i int) (end int, escaped bool, err error) {
+	b := s.b
+	i++ // '"'
+	for {
+		i = s.nextSpecial(i)
+		if i >= len(b) {
 			break
 		}
-		c := s.b[s.i]
+		c := b[i]
 		switch {
 		case c == '"':
-			s.i++
-			return nil
+			return i + 1, escaped, nil
 		case c == '\\':
-			s.escaped = true
-			if s.i+1 >= len(s.b) {
-				return s.errf("unterminated escape")
+			escaped = true
+			if i+1 >= len(b) {
+				s.i = i
+				return 0, false, s.errf("unterminated escape")
 			}
-			switch s.b[s.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
+				i += 2
 			case 'u':
-				if len(s.b)-s.i < 6 || !isHex4(s.b[s.i+2:s.i+6]) {
-					return s.errf("invalid \\u escape")
+				if len(b)-i < 6 || !isHex4(b[i+2:i+6]) {
+					s.i = i
+					return 0, false, s.errf("invalid \\u escape")
 				}
-				s.i += 6
+				i += 6
 			default:
-				return s.errf("invalid escape")
+				s.i = i
+				return 0, false, s.errf("invalid escape")
 			}
 		case c < 0x20:
-			return s.errf("control character in string")
+			s.i = i
+			return 0, false, s.errf("control character in string")
 		case c < utf8.RuneSelf:
-			s.i++
+			i++
 		default:
-			r, size := utf8.DecodeRune(s.b[s.i:])
+			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size <= 1 {
-				return s.errf("invalid UTF-8 in string")
+				s.i = i
+				return 0, false, s.errf("invalid UTF-8 in string")
 			}
-			s.i += size
+			i += size
 		}
 	}
-	return s.errf("unterminated string")
+	s.i = i
+	return 0, false, s.errf("unterminated string")
 }
 
 func isHex4(b []byte) bool {

@@ -103,16 +103,26 @@ func parseWellFormed(text []byte, known string) (s Stamp, ok bool) {
 
 // decimalField parses the decimal field of text at i, which a colon ends,
 // as parseDecimal does, and returns its value and the index after the colon.
+// It reads the digits once: a field of at most 19 digits, below 10^19,
+// cannot overflow, and a longer one is parsed again by parseDecimal.
 func decimalField(text []byte, i int) (v uint64, next int, ok bool) {
 	j := i
-	for j < len(text) && text[j]-'0' < 10 {
+	for j < len(text) {
+		d := text[j] - '0'
+		if d >= 10 {
+			break
+		}
+		v = v*10 + uint64(d)
 		j++
 	}
-	if j == len(text) || text[j] != ':' {
+	switch n := j - i; {
+	case j == len(text) || text[j] != ':' || n == 0 || n > 1 && text[i] == '0':
 		return 0, 0, false
+	case n > 19:
+		v, err := parseDecimal(text[i:j])
+		return v, j + 1, err == nil
 	}
-	v, err := parseDecimal(text[i:j])
-	return v, j + 1, err == nil
+	return v, j + 1, true
 }
 
 // parseOrExplain is ParseKnown field by field: for text that
