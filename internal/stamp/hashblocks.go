@@ -84,27 +84,68 @@ func (bh *BodyHasher) Sum(head, tail []byte) (sum [32]byte) {
 	return sum
 }
 
-// digestBlocks is Digest with blocks: the hashed input is laid out in a
-// stack buffer with its padding and compressed in one call. haveBlocks must
-// be set and len(s.Resource) at most MaxResourceLen.
+// digestBlocks is Digest with blocks. haveBlocks must be set and
+// len(s.Resource) at most MaxResourceLen.
 func (s *Stamp) digestBlocks(bodyHash *[32]byte) [32]byte {
-	// The input is the prefix, whole blocks, then the counter, then the
-	// padding: one more block, as 8 + 1 + 8 bytes fit in one.
-	var in [(83+MaxResourceLen+63)&^63 + 64]byte
-	copy(in[:], Tag)
-	in[len(Tag)] = Version
+	var d Digester
+	d.layout(s.Resource)
+	return d.sumBlocks(s, bodyHash)
+}
+
+// Digester computes stamp digests (Digest) as a verifier does, one after
+// another for one resource: it keeps the hashed input laid out in a buffer
+// of its own, with the parts that depend only on the resource (tag,
+// version, resource, zeros and padding) written once, so that each digest
+// writes only the stamp's own fields and compresses the blocks in one call.
+// The zero value is ready to use; a Digester is not safe for concurrent use.
+type Digester struct {
+	// in is the hashed input: the prefix (whole blocks), then the counter
+	// and the padding, one more block, as 8 + 1 + 8 bytes fit in one.
+	in       [(83+MaxResourceLen+63)&^63 + 64]byte
+	resource string // the resource laid out in in
+	laid     bool
+	scratch  []byte // for Digest, where blocks is not available
+}
+
+// Sum returns s.Digest(bodyHash).
+func (d *Digester) Sum(s *Stamp, bodyHash *[32]byte) [32]byte {
+	if !haveBlocks || len(s.Resource) > MaxResourceLen {
+		if d.scratch == nil {
+			d.scratch = make([]byte, 0, PrefixLen(MaxResourceLen)+8)
+		}
+		return s.Digest(bodyHash, d.scratch)
+	}
+	if !d.laid || s.Resource != d.resource {
+		d.layout(s.Resource)
+	}
+	return d.sumBlocks(s, bodyHash)
+}
+
+// layout writes the parts of the input that depend only on resource.
+func (d *Digester) layout(resource string) {
+	clear(d.in[:])
+	copy(d.in[:], Tag)
+	d.in[len(Tag)] = Version
+	const at = len(Tag) + 1 + 16 + SaltSize + 32
+	d.in[at] = byte(len(resource))
+	copy(d.in[at+1:], resource)
+	p := PrefixLen(len(resource))
+	d.in[p+8] = 0x80
+	binary.BigEndian.PutUint64(d.in[p+56:], uint64(p+8)*8)
+	d.resource, d.laid = resource, true
+}
+
+// sumBlocks writes s's own fields into the laid-out input and hashes it;
+// s.Resource must be the one laid out.
+func (d *Digester) sumBlocks(s *Stamp, bodyHash *[32]byte) [32]byte {
 	const at = len(Tag) + 1
-	binary.BigEndian.PutUint64(in[at:], s.Work)
-	binary.BigEndian.PutUint64(in[at+8:], uint64(s.Time))
-	copy(in[at+16:], s.Salt[:])
-	copy(in[at+16+SaltSize:], bodyHash[:])
-	in[at+16+SaltSize+32] = byte(len(s.Resource))
-	copy(in[at+16+SaltSize+33:], s.Resource)
+	binary.BigEndian.PutUint64(d.in[at:], s.Work)
+	binary.BigEndian.PutUint64(d.in[at+8:], uint64(s.Time))
+	copy(d.in[at+16:], s.Salt[:])
+	copy(d.in[at+16+SaltSize:], bodyHash[:])
 	p := PrefixLen(len(s.Resource))
-	binary.BigEndian.PutUint64(in[p:], s.Counter)
-	in[p+8] = 0x80
-	binary.BigEndian.PutUint64(in[p+56:], uint64(p+8)*8)
+	binary.BigEndian.PutUint64(d.in[p:], s.Counter)
 	h := initialState
-	blocks(&h, in[:p+64])
+	blocks(&h, d.in[:p+64])
 	return digestOf(&h)
 }

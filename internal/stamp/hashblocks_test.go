@@ -3,6 +3,7 @@ package stamp
 import (
 	"crypto/sha256"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -93,16 +94,50 @@ func TestDigestBlocksMatchesSHA256(t *testing.T) {
 	withoutBlocks(t, func() { check("fallback") })
 }
 
+// TestDigesterMatchesDigest: a Digester used for one resource after
+// another, as a verifier would, gives Digest's result every time, with and
+// without the block function.
+func TestDigesterMatchesDigest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	resources := []string{"electrum.example.org:50002", "a:1", strings.Repeat("r", MaxResourceLen), strings.Repeat("s", 100), strings.Repeat("t", MaxResourceLen+1)}
+	check := func(name string) {
+		var d Digester
+		for i := range 2000 {
+			s := Stamp{Work: rng.Uint64(), Time: int64(rng.Uint64() >> 1), Counter: rng.Uint64()}
+			for j := range s.Salt {
+				s.Salt[j] = byte(rng.Uint32())
+			}
+			// Mostly one resource, sometimes another, as stamps for other
+			// resources reach a verifier.
+			s.Resource = resources[0]
+			if rng.IntN(4) == 0 {
+				s.Resource = resources[rng.IntN(len(resources))]
+			}
+			var body [32]byte
+			for j := range body {
+				body[j] = byte(rng.Uint32())
+			}
+			if got, want := d.Sum(&s, &body), s.Digest(&body, nil); got != want {
+				t.Fatalf("%s: stamp %d, resource of %d bytes: got %x, want %x", name, i, len(s.Resource), got, want)
+			}
+		}
+	}
+	check("default")
+	withoutBlocks(t, func() { check("fallback") })
+}
+
 // TestBodyHasherAllocs: the verifier's hashes allocate nothing once a
 // BodyHasher has been used.
 func TestBodyHasherAllocs(t *testing.T) {
 	var bh BodyHasher
 	body := make([]byte, 150)
 	s := Stamp{Work: 1, Resource: "electrum.example.org:50002"}
+	var d Digester
 	bh.Sum(body[:100], body[100:])
 	if n := testing.AllocsPerRun(100, func() {
 		h := bh.Sum(body[:100], body[100:])
 		_ = s.Digest(&h, nil)
+		_ = d.Sum(&s, &h)
 	}); n != 0 && haveBlocks {
 		t.Fatalf("%v allocations per run", n)
 	}
@@ -116,15 +151,26 @@ func BenchmarkVerifyHashes(b *testing.B) {
 		var bh BodyHasher
 		body := make([]byte, 150)
 		s := Stamp{Work: 1, Time: 1800000000, Resource: "electrum.example.org:50002"}
-		scratch := make([]byte, 0, 512)
+		var dg Digester
 		b.ReportAllocs()
 		for b.Loop() {
 			h := bh.Sum(body[:149], body[149:])
-			d := s.Digest(&h, scratch)
+			d := dg.Sum(&s, &h)
 			body[0] = d[0]
 		}
 	}
 	b.Run("path=default", run)
+	b.Run("path=stamp-digest", func(b *testing.B) { // Digest without a Digester: the input laid out afresh each time
+		var bh BodyHasher
+		body := make([]byte, 150)
+		s := Stamp{Work: 1, Time: 1800000000, Resource: "electrum.example.org:50002"}
+		b.ReportAllocs()
+		for b.Loop() {
+			h := bh.Sum(body[:149], body[149:])
+			d := s.Digest(&h, nil)
+			body[0] = d[0]
+		}
+	})
 	b.Run("path=crypto-sha256", func(b *testing.B) {
 		saved := haveBlocks
 		haveBlocks = false

@@ -95,16 +95,16 @@ func priceUp(cost float64, unit uint64) uint64 {
 // calls, so it is not safe for concurrent use, and a reply is valid only
 // until the next call.
 type Verifier struct {
-	policy  *Policy
-	observe func(Verdict)
-	quoter  Quoter
-	quote   Quote // the quote for the line being checked
-	quoted  bool  // a Quoter gave quote
-	line    rpcline.Line
-	reply   []byte
-	scratch []byte
-	elems   []element
-	hasher  stamp.BodyHasher
+	policy   *Policy
+	observe  func(Verdict)
+	quoter   Quoter
+	quote    Quote // the quote for the line being checked
+	quoted   bool  // a Quoter gave quote
+	line     rpcline.Line
+	reply    []byte
+	elems    []element
+	hasher   stamp.BodyHasher
+	digester stamp.Digester
 
 	// The claims Preclaim made and no Check has used yet, with their
 	// outcome, and its buffers.
@@ -159,7 +159,6 @@ func (p *Policy) NewVerifier(observe func(Verdict)) *Verifier {
 	return &Verifier{
 		policy:  p,
 		observe: observe,
-		scratch: make([]byte, 0, 512),
 	}
 }
 
@@ -461,7 +460,7 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 		return e
 	}
 	bodyHash := v.bodyHash(line, o)
-	digest := st.Digest(&bodyHash, v.scratch)
+	digest := v.digester.Sum(&st, &bodyHash)
 	if !stamp.Meets(&digest, st.Work) {
 		e.reason, e.detail = stamp.ReasonInsufficient, "digest does not prove the claimed work for this request"
 		e.forged = true
