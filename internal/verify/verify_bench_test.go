@@ -3,6 +3,7 @@ package verify_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
@@ -226,6 +227,40 @@ func BenchmarkCheck(b *testing.B) {
 			if cpu1, ok := testsupport.ThreadCPU(); ok && cpuOK {
 				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 			}
+		})
+	}
+}
+
+// BenchmarkCheckCold is BenchmarkCheck as a paced server sees it: each
+// line is checked after other work has taken the CPU's caches, here by
+// writing to every cache line of an evict-sized buffer (1 MiB: about the
+// private caches; 64 MiB: the shared one too, and the TLB). cold-ns/op is
+// the time of that check alone, warm-ns/op that of the next line's check
+// right after it (the baseline, from the same run), cold/warm their ratio.
+func BenchmarkCheckCold(b *testing.B) {
+	for _, evictMiB := range []int{1, 64} {
+		b.Run(fmt.Sprintf("%s/evict=%dMiB", benchShapes[0].name, evictMiB), func(b *testing.B) {
+			r := newRunner(b, benchShapes[0])
+			evict := make([]byte, evictMiB<<20)
+			var cold, warm time.Duration
+			for b.Loop() {
+				for i := 0; i < len(evict); i += 64 {
+					evict[i]++
+				}
+				t0 := time.Now()
+				ok := r.check()
+				t1 := time.Now()
+				ok = r.check() && ok
+				t2 := time.Now()
+				if !ok {
+					b.FailNow()
+				}
+				cold += t1.Sub(t0)
+				warm += t2.Sub(t1)
+			}
+			b.ReportMetric(float64(cold.Nanoseconds())/float64(b.N), "cold-ns/op")
+			b.ReportMetric(float64(warm.Nanoseconds())/float64(b.N), "warm-ns/op")
+			b.ReportMetric(float64(cold)/float64(warm), "cold/warm")
 		})
 	}
 }
