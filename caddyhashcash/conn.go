@@ -51,6 +51,7 @@ type filterConn struct {
 	heldBack   bool     // lines wait for the refusal budget: no reading before them
 	strikes    int      // refusals that count toward max_rejections
 	peeked     [][]byte // buffered lines whose claims process makes at once
+	checked    int      // lines checked, for sampling the check's time
 }
 
 // maxPreclaimLines is the most buffered lines whose stamps a connection
@@ -336,7 +337,15 @@ func (c *filterConn) checkLine(line []byte, lineFeed bool) {
 			c.readErr = errInternal
 		}
 	}()
-	fwd, reply := c.verifier.Check(c.out, line)
+	var fwd, reply []byte
+	if c.checked%verifySample == 0 {
+		start := time.Now()
+		fwd, reply = c.verifier.Check(c.out, line)
+		c.env.metrics.verifyTime.Observe(time.Since(start).Seconds())
+	} else {
+		fwd, reply = c.verifier.Check(c.out, line)
+	}
+	c.checked++
 	if reply != nil {
 		c.refuse(reply)
 		return
@@ -389,7 +398,7 @@ func (c *filterConn) refuse(reply []byte) {
 // observe counts a request's verdict in the metrics and, if it is a
 // strike, against the connection.
 func (c *filterConn) observe(v verify.Verdict) {
-	c.env.metrics.observe(v.Reason)
+	c.env.metrics.observe(v)
 	if v.Strike {
 		c.strikes++
 	}

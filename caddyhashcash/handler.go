@@ -393,6 +393,8 @@ func (h *Handler) Cleanup() error {
 // hands the filtered connection to next: a client that never sends a valid
 // request never causes a connection to the upstream.
 func (h *Handler) Handle(cx *layer4.Connection, next layer4.Handler) error {
+	h.state.open.Add(1)
+	defer h.state.open.Add(-1)
 	var fc *filterConn
 	var network netip.Prefix // zero for an address without an IP: one network
 	if addr, ok := connlimit.AddrOf(cx.RemoteAddr()); ok {

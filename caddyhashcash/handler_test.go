@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	_ "github.com/mholt/caddy-l4/modules/l4proxy"
 	_ "github.com/mholt/caddy-l4/modules/l4regexp"
 	_ "github.com/mholt/caddy-l4/modules/l4tls"
 
-	_ "github.com/electrum-hashcash/electrum-hashcash/caddyhashcash"
+	"github.com/electrum-hashcash/electrum-hashcash/caddyhashcash"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/rpcline"
 	"github.com/electrum-hashcash/electrum-hashcash/internal/stamp"
@@ -541,8 +542,57 @@ func TestMetricsCountVerdicts(t *testing.T) {
 	c.send(`{"method":"server.banner","id":3}` + "\n")
 	c.expectError("3", stamp.ReasonMissing)
 
+	c.send("[1]\n")
+	c.readLine()
+
 	got := counters(t, "caddy_layer4_hashcash_requests_total", "verdict")
-	if got["accepted"] != 1 || got["missing"] != 2 {
-		t.Fatalf("requests_total by verdict = %v, want accepted 1, missing 2", got)
+	if got["accepted"] != 1 || got["missing"] != 2 || got["invalid_request"] != 1 {
+		t.Fatalf("requests_total by verdict = %v, want accepted 1, missing 2, invalid_request 1", got)
 	}
+	byMethod := counters(t, "caddy_layer4_hashcash_requests_by_method_total", "method")
+	if byMethod["server.banner"] != 3 || byMethod["other"] != 1 || byMethod["server.ping"] != 0 {
+		t.Fatalf("requests_by_method_total = %v, want server.banner 3, other 1 (the line that is no request)", byMethod)
+	}
+	if w := counters(t, "caddy_layer4_hashcash_work_accepted_total", "resource")[resource]; w != 16 {
+		t.Fatalf("work_accepted_total = %v, want 16 (one accepted stamp of work 16)", w)
+	}
+	// The connection timed its first line, at least.
+	if n := histogramCount(t, "caddy_layer4_hashcash_verify_seconds"); n < 1 {
+		t.Fatalf("verify_seconds counts %d lines, want at least 1", n)
+	}
+	if open := gauge(t, "caddy_layer4_hashcash_connections_open"); open != 1 {
+		t.Fatalf("connections_open = %v with one connection open, want 1", open)
+	}
+	if held, capacity := gauge(t, "caddy_layer4_hashcash_replay_entries"), gauge(t, "caddy_layer4_hashcash_replay_capacity"); held != 1 || capacity != caddyhashcash.DefaultReplayCapacity {
+		t.Fatalf("replay_entries %v, replay_capacity %v; want 1 and %d", held, capacity, caddyhashcash.DefaultReplayCapacity)
+	}
+	c.Close()
+	testsupport.WaitFor(t, "connections_open to fall to 0", func() bool {
+		return gauge(t, "caddy_layer4_hashcash_connections_open") == 0
+	})
+}
+
+// histogramCount returns the sample count of the histogram name for the
+// test resource, from the running config's registry.
+func histogramCount(t testing.TB, name string) uint64 {
+	t.Helper()
+	ctx := caddy.ActiveContext()
+	families, err := ctx.GetMetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "resource" && l.GetValue() == resource {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	t.Fatalf("no histogram %s for %s", name, resource)
+	return 0
 }

@@ -49,6 +49,7 @@ type resourceState struct {
 	// unanswered at once (no cap while max_in_flight is 0 or prices are
 	// fixed); connections wait there until alive ends.
 	gate  *admission.Gate[netip.Prefix]
+	open  atomic.Int64 // connections being served
 	alive context.Context
 	die   context.CancelFunc
 

@@ -123,7 +123,8 @@ type element struct {
 	cost   float64 // the method's relative cost
 	key    replay.Key
 	expiry int64
-	forged bool // the digest does not prove the work the stamp claims
+	forged bool   // the digest does not prove the work the stamp claims
+	work   uint64 // the work of the stamp that proved it, once verified
 }
 
 // Verdict is a Verifier's judgement on one request. The Verifier judges
@@ -138,6 +139,12 @@ type Verdict struct {
 	// Cost is the request's relative cost (see Policy.Costs); 1 for a line
 	// that is not a request.
 	Cost float64
+	// Method is the request's method name, nil for a line that is not a
+	// request; it is valid only during the call that reports the Verdict.
+	Method []byte
+	// Work is the work of the stamp an accepted request carried, 0 if it
+	// was accepted without one.
+	Work uint64
 }
 
 // quoteOrNil returns the quote of the line being checked, or nil if v
@@ -178,6 +185,17 @@ func (v *Verifier) record(r stamp.Reason, forged bool, cost float64) {
 	}
 }
 
+// recordElement reports the verdict on request e, as record does.
+func (v *Verifier) recordElement(e *element) {
+	if v.observe != nil {
+		vd := Verdict{Reason: e.reason, Strike: e.reason.Strike(e.forged, v.quoted), Cost: e.cost, Method: e.method}
+		if e.reason == "" {
+			vd.Work = e.work
+		}
+		v.observe(vd)
+	}
+}
+
 // Check verifies one line (without its line feed). If the line is accepted,
 // it appends the bytes to forward (the line without its stamps, and without
 // a line feed) to dst and returns the extended slice and a nil reply.
@@ -205,7 +223,7 @@ func (v *Verifier) Check(dst, line []byte) (forward, reply []byte) {
 		if e.reason == "" {
 			e.reason = v.claim(&e, now)
 		}
-		v.record(e.reason, e.forged, e.cost)
+		v.recordElement(&e)
 		if e.reason != "" {
 			v.reply = v.policy.appendError(v.reply, v.line.Objects[0].ID, &e, now, v.quoteOrNil())
 			return dst, v.reply
@@ -272,7 +290,7 @@ func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byt
 	}
 	if !refused {
 		for i := range v.elems {
-			v.record("", false, v.elems[i].cost)
+			v.recordElement(&v.elems[i])
 		}
 		return rpcline.AppendStripped(dst, line, &v.line), nil
 	}
@@ -292,7 +310,7 @@ func (v *Verifier) checkBatch(dst, line []byte, now int64) (forward, reply []byt
 		if e.reason == "" {
 			e.reason = stamp.ReasonBatch
 		}
-		v.record(e.reason, e.forged, e.cost)
+		v.recordElement(e)
 		if i > 0 {
 			v.reply = append(v.reply, ',')
 		}
@@ -468,6 +486,7 @@ func (v *Verifier) checkObject(line []byte, o *rpcline.Object, now int64) elemen
 	}
 	copy(e.key[:], digest[16:])
 	e.expiry = st.Time + window + 1
+	e.work = st.Work
 	return e
 }
 

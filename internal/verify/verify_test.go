@@ -44,3 +44,48 @@ func TestRepliesStayShort(t *testing.T) {
 		t.Fatalf("strikes %d, want 2", strikes)
 	}
 }
+
+// TestVerdictsNameMethodAndWork: each request's Verdict names its method,
+// and an accepted stamped request the work its stamp carried; a refused
+// one, or one accepted free (whose stamp is not checked), reports no work.
+func TestVerdictsNameMethodAndWork(t *testing.T) {
+	now := time.Now()
+	p := &verify.Policy{Resource: "electrum.test:50002", DefaultPrice: 64, MethodPrices: map[string]uint64{"server.ping": 0},
+		Window: time.Minute, Skew: time.Second, Store: replay.NewMemory(64), MaxBatch: 3}
+	type seen struct {
+		method string
+		reason stamp.Reason
+		work   uint64
+	}
+	var got []seen
+	ver := p.NewVerifier(func(v verify.Verdict) { got = append(got, seen{string(v.Method), v.Reason, v.Work}) })
+	stamped := func(line string, work uint64) []byte {
+		out, err := stamp.AppendStamped(t.Context(), nil, []byte(line), stamp.Stamp{Work: work, Time: now.Unix(), Resource: p.Resource}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	banner := stamped(`{"id":1,"method":"server.banner"}`, 128)
+	ver.Check(nil, banner)
+	ver.Check(nil, banner) // replayed
+	ver.Check(nil, []byte(`{"id":2,"method":"server.ping"}`))
+	ver.Check(nil, stamped(`[{"id":3,"method":"blockchain.headers.subscribe"},{"id":4,"method":"server.ping"}]`, 64))
+	ver.Check(nil, []byte(`not json`))
+	want := []seen{
+		{"server.banner", "", 128},
+		{"server.banner", stamp.ReasonReplayed, 0},
+		{"server.ping", "", 0},
+		{"blockchain.headers.subscribe", "", 64},
+		{"server.ping", "", 0}, // free: its stamp is removed unchecked
+		{"", stamp.ReasonParse, 0},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("verdicts %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("verdict %d: %+v, want %+v (all: %+v)", i, got[i], want[i], got)
+		}
+	}
+}
