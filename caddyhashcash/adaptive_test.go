@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/electrum-hashcash/electrum-hashcash/internal/caddytest"
@@ -165,6 +166,21 @@ func TestReloadKeepsLevelsAndRepricesOpenConnections(t *testing.T) {
 // the running config's registry.
 func gauge(t testing.TB, name string) float64 {
 	t.Helper()
+	return resourceMetric(t, name).GetGauge().GetValue()
+}
+
+// histogramCount returns the sample count of the histogram name for the
+// test resource, from the running config's registry.
+func histogramCount(t testing.TB, name string) uint64 {
+	t.Helper()
+	return resourceMetric(t, name).GetHistogram().GetSampleCount()
+}
+
+// resourceMetric returns the sample of the metric family name whose
+// resource label is the test resource, from the running config's
+// registry.
+func resourceMetric(t testing.TB, name string) *dto.Metric {
+	t.Helper()
 	ctx := caddy.ActiveContext()
 	families, err := ctx.GetMetricsRegistry().Gather()
 	if err != nil {
@@ -177,13 +193,13 @@ func gauge(t testing.TB, name string) float64 {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "resource" && l.GetValue() == resource {
-					return m.GetGauge().GetValue()
+					return m
 				}
 			}
 		}
 	}
-	t.Fatalf("no gauge %s for %s", name, resource)
-	return 0
+	t.Fatalf("no metric %s for %s", name, resource)
+	return nil
 }
 
 // adminReport is one resource's entry in GET /hashcash/prices.

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	_ "github.com/mholt/caddy-l4/modules/l4proxy"
 	_ "github.com/mholt/caddy-l4/modules/l4regexp"
 	_ "github.com/mholt/caddy-l4/modules/l4tls"
@@ -570,29 +569,4 @@ func TestMetricsCountVerdicts(t *testing.T) {
 	testsupport.WaitFor(t, "connections_open to fall to 0", func() bool {
 		return gauge(t, "caddy_layer4_hashcash_connections_open") == 0
 	})
-}
-
-// histogramCount returns the sample count of the histogram name for the
-// test resource, from the running config's registry.
-func histogramCount(t testing.TB, name string) uint64 {
-	t.Helper()
-	ctx := caddy.ActiveContext()
-	families, err := ctx.GetMetricsRegistry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "resource" && l.GetValue() == resource {
-					return m.GetHistogram().GetSampleCount()
-				}
-			}
-		}
-	}
-	t.Fatalf("no histogram %s for %s", name, resource)
-	return 0
 }
