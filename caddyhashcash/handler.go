@@ -224,7 +224,9 @@ type Handler struct {
 	// rises one level (it holds while the backlog drains by a tenth or more
 	// a tick); it falls again after CalmTicks ticks at half of it or
 	// below. It holds and prices a flood spread over many networks, each
-	// within its budget. 0 disables it. Needs network_budget. Default: 0.
+	// within its budget. Size it above what the server has unanswered at a
+	// busy calm moment (ElectrumX holds small answers up to a second). 0
+	// disables it. Needs network_budget. Default: 0.
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 
 	// IPv4Prefix is the prefix length that groups IPv4 clients for
