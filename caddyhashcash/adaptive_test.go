@@ -252,3 +252,94 @@ func logPriceMetrics(t testing.TB) {
 	}
 	t.Logf("metrics:\n%s", b.String())
 }
+
+// startAdaptive starts caddy with the hashcash handler configured by
+// options in front of a recording upstream, with the admin endpoint on,
+// and returns caddy's and the admin endpoint's addresses.
+func startAdaptive(t *testing.T, options string) (addr, admin string) {
+	t.Helper()
+	up := testsupport.NewUpstream(t, "127.0.0.1", testsupport.UpstreamOptions{})
+	addr = testsupport.FreeAddr(t, "127.0.0.1")
+	admin = testsupport.FreeAddr(t, "127.0.0.1")
+	config := strings.Replace(caddytest.Layer4Config(addr, []string{hashcashHandler(options), caddytest.ProxyHandler(up.Addr)}, ""),
+		`"admin":{"disabled":true}`, `"admin":{"listen":"`+admin+`"}`, 1)
+	caddytest.Start(t, config, addr)
+	return addr, admin
+}
+
+// floodUntil sends unstamped requests on c (ids from *id on) as fast as
+// they are answered until one is refused at a level above least, and
+// returns that refusal; it fails the test after 10 s.
+func (c *client) floodUntil(id *int, least int) *stamp.Rejection {
+	c.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		*id++
+		if r := c.call(*id); r != nil && r.Level > least {
+			return r
+		}
+	}
+	c.t.Fatalf("no refusal above level %d within 10 s", least)
+	return nil
+}
+
+// TestToleranceAdmitsStampMintedBeforeRise: a stamp minted for the price a
+// refusal named is accepted after the price rose once more, within
+// price_tolerance; a stamp below that price is not.
+func TestToleranceAdmitsStampMintedBeforeRise(t *testing.T) {
+	// A tick long enough to send a stamp between two rises, and levels
+	// that do not fall during the test.
+	addr, _ := startAdaptive(t, `"price":0,"network_budget":5,"network_burst":5,"price_step":16,"max_price":1048576,`+
+		`"price_tick":"500ms","calm_ticks":1000,"price_tolerance":"10s","ipv4_prefix":32,"max_rejections":-1,"refusal_rate":-1`)
+	flooder := dialFrom(t, addr, "127.0.0.2")
+	id := 0
+	before := flooder.floodUntil(&id, 0)
+	// Minted now for the price named; sent after the next rise.
+	line := func(work uint64) string {
+		return mintLine(t, fmt.Sprintf(`{"jsonrpc":"2.0","method":"server.banner","id":%d}`, 1_000_000+work), resource, work, time.Now()) + "\n"
+	}
+	atPrice, below := line(before.Price), line(before.Price/2)
+	after := flooder.floodUntil(&id, before.Level)
+	if after.Price <= before.Price {
+		t.Fatalf("level %d → %d, price %d → %d: want a higher price", before.Level, after.Level, before.Price, after.Price)
+	}
+	flooder.send(atPrice)
+	if r := parseResponse(t, flooder.readLine()); r.Error != nil {
+		t.Fatalf("a stamp for the price before the rise (%d, now %d) was refused: %+v", before.Price, after.Price, r.Error.Data)
+	}
+	flooder.send(below)
+	if r := parseResponse(t, flooder.readLine()); r.Error == nil || r.Error.Data.Reason != stamp.ReasonInsufficient {
+		t.Fatalf("a stamp for half the price before the rise got %+v, want refused as insufficient", r.Error)
+	}
+}
+
+// TestNetworkTableCapDropsColdest: with max_networks 2, a third network's
+// meter drops the coldest of the two above calm, the one that flooded
+// first, which then starts again at calm; the other keeps its level.
+func TestNetworkTableCapDropsColdest(t *testing.T) {
+	addr, admin := startAdaptive(t, `"price":0,"network_budget":5,"network_burst":5,"price_step":16,"max_price":4096,`+
+		`"price_tick":"100ms","calm_ticks":1000,"max_networks":2,"ipv4_prefix":32,"max_rejections":-1,"refusal_rate":-1`)
+	first, second, third := dialFrom(t, addr, "127.0.0.2"), dialFrom(t, addr, "127.0.0.3"), dialFrom(t, addr, "127.0.0.4")
+	id := 0
+	first.floodUntil(&id, 0)
+	second.floodUntil(&id, 0)
+	testsupport.WaitFor(t, "both flooders above calm", func() bool {
+		return len(adminPrices(t, admin)[resource].Networks) == 2
+	})
+	if r := third.call(1); r != nil {
+		t.Fatalf("a calm network's free request was refused: %+v", r)
+	}
+	testsupport.WaitFor(t, "the first flooder dropped", func() bool {
+		rep := adminPrices(t, admin)[resource]
+		return len(rep.Networks) == 1
+	})
+	rep := adminPrices(t, admin)[resource]
+	if rep.Networks[0].Prefix != "127.0.0.3/32" {
+		t.Fatalf("networks above calm %+v, want only 127.0.0.3/32: the coldest, 127.0.0.2/32, dropped", rep.Networks)
+	}
+	if r := first.call(2); r != nil {
+		t.Fatalf("the dropped network did not start again at calm: %+v", r)
+	}
+	if r := second.call(3); r == nil || r.Level < 1 {
+		t.Fatalf("the network kept in the table lost its level: %+v", r)
+	}
+}
