@@ -107,6 +107,34 @@ func TestRefusedGuessIsNotATry(t *testing.T) {
 	}
 }
 
+// TestOtherNetworkStaysCalm: while another network floods and its price
+// rises, a wallet on a calm network keeps working through the proxy, which
+// is never asked for a stamp.
+func TestOtherNetworkStaysCalm(t *testing.T) {
+	leakCheck(t)
+	e := startCaddy(t, "127.0.0.1", adaptiveCaddy, 0)
+	px := startProxy(t, Config{Server: e.addr, Resource: testResource, Work: 64, StartFree: true, MaxWork: 1 << 20}, "")
+	w := dialWallet(t, px.addr)
+	w.send(versionReq)
+	readAnswers(t, w, 1)
+
+	stopFlood := pipelineFlood(e.addr, "127.0.0.2", 2)
+	for id := 1; id <= 12; id++ {
+		time.Sleep(250 * time.Millisecond) // 4 a second: within the budget of 5 cost units
+		w.send(req("blockchain.scripthash.get_history", id, fmt.Sprintf(`["%064x"]`, id)))
+		readAnswers(t, w, 1) // fails the test on any error
+	}
+	accepted, refused := stopFlood()
+	st := px.Stats()
+	t.Logf("flood from 127.0.0.2: %d accepted, %d refused; proxy on 127.0.0.1: %+v", accepted, refused, st)
+	if refused == 0 {
+		t.Fatalf("the flooding network was never refused: its price did not rise")
+	}
+	if st.Mints != 0 || st.Retried != 0 || st.GaveUp != 0 {
+		t.Fatalf("proxy stats %+v: the calm network was asked to pay for another's flood", st)
+	}
+}
+
 // TestFollowsGlobalPrice: a flood from another network loads a slow
 // server past max_in_flight, so the global level rises for every network;
 // the proxy, which starts free, pays it with no error reaching the wallet,
