@@ -118,13 +118,8 @@ func TestOtherNetworkStaysCalm(t *testing.T) {
 	w.send(versionReq)
 	readAnswers(t, w, 1)
 
-	stopFlood := pipelineFlood(e.addr, "127.0.0.2", 2)
-	for id := 1; id <= 12; id++ {
-		time.Sleep(250 * time.Millisecond) // 4 a second: within the budget of 5 cost units
-		w.send(req("blockchain.scripthash.get_history", id, fmt.Sprintf(`["%064x"]`, id)))
-		readAnswers(t, w, 1) // fails the test on any error
-	}
-	accepted, refused := stopFlood()
+	// 4 requests a second: within the budget of 5 cost units.
+	accepted, refused := requestsDuringFlood(t, w, 12, 250*time.Millisecond, pipelineFlood(e.addr, "127.0.0.2", 2))
 	st := px.Stats()
 	t.Logf("flood from 127.0.0.2: %d accepted, %d refused; proxy on 127.0.0.1: %+v", accepted, refused, st)
 	if refused == 0 {
@@ -153,13 +148,7 @@ func TestFollowsGlobalPrice(t *testing.T) {
 	w.send(versionReq)
 	readAnswers(t, w, 1)
 
-	stopFlood := pipelineFlood(e.addr, "127.0.0.2", 4)
-	for id := 1; id <= 40; id++ {
-		time.Sleep(50 * time.Millisecond)
-		w.send(req("blockchain.scripthash.get_history", id, fmt.Sprintf(`["%064x"]`, id)))
-		readAnswers(t, w, 1) // fails the test on any error
-	}
-	accepted, refused := stopFlood()
+	accepted, refused := requestsDuringFlood(t, w, 40, 50*time.Millisecond, pipelineFlood(e.addr, "127.0.0.2", 4))
 	st := px.Stats()
 	t.Logf("flood: %d accepted, %d refused; proxy: %+v", accepted, refused, st)
 	if refused == 0 {
@@ -168,6 +157,19 @@ func TestFollowsGlobalPrice(t *testing.T) {
 	if st.Mints == 0 || st.GaveUp != 0 {
 		t.Fatalf("proxy stats %+v: want stamps minted for the global level and nothing given up", st)
 	}
+}
+
+// requestsDuringFlood sends n requests through w, one every gap, each
+// answered without an error (readAnswers fails the test on one), then stops
+// the flood and returns how many of its requests were accepted and refused.
+func requestsDuringFlood(t *testing.T, w *wallet, n int, gap time.Duration, stopFlood func() (accepted, refused int)) (accepted, refused int) {
+	t.Helper()
+	for id := 1; id <= n; id++ {
+		time.Sleep(gap)
+		w.send(req("blockchain.scripthash.get_history", id, fmt.Sprintf(`["%064x"]`, id)))
+		readAnswers(t, w, 1)
+	}
+	return stopFlood()
 }
 
 // pipelineFlood starts conns connections from src to addr, each sending
