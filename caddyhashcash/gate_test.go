@@ -20,8 +20,9 @@ import (
 // keeping count of the requests it has received and not yet answered
 // across all connections: the load caddy puts on it.
 type slowServer struct {
-	srv  *testsupport.Server
-	hold time.Duration
+	srv    *testsupport.Server
+	hold   time.Duration
+	notify bool // send a notification before each answer
 
 	mu      sync.Mutex
 	pending int      // received, not yet answered
@@ -29,13 +30,13 @@ type slowServer struct {
 	order   []string // the ids received, in order
 }
 
-func newSlowServer(t *testing.T, hold time.Duration) *slowServer {
+func newSlowServer(t *testing.T, hold time.Duration, notify bool) *slowServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &slowServer{hold: hold}
+	s := &slowServer{hold: hold, notify: notify}
 	s.srv = testsupport.Serve(ln, s.serve)
 	t.Cleanup(s.srv.Close)
 	return s
@@ -65,6 +66,14 @@ func (s *slowServer) serve(c net.Conn) {
 	}()
 	for id := range lines {
 		time.Sleep(s.hold)
+		if s.notify {
+			// A notification while the request is pending, as an
+			// Electrum server sends for a subscription: no answer.
+			if _, err := fmt.Fprintf(c, `{"jsonrpc": "2.0", "method": "blockchain.headers.subscribe", "params": [{"height": 1}]}`+"\n"); err != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
 		// Answered from here on: caddy sees the answer only after this.
 		s.mu.Lock()
 		s.pending--
@@ -97,8 +106,8 @@ func (s *slowServer) position(id string) int {
 
 // pipeline opens a connection from src that sends n unstamped
 // server.banner requests (ids first, first+1, …) in one write and reads as
-// many answers; the returned channel gets how many were refused, or an
-// error if the connection failed.
+// many answers, past any notifications; the returned channel gets how many
+// were refused, or an error if the connection failed.
 func pipeline(addr, src string, first, n int) <-chan pipelined {
 	done := make(chan pipelined, 1)
 	go func() {
@@ -120,12 +129,16 @@ func pipeline(addr, src string, first, n int) <-chan pipelined {
 			return
 		}
 		r := bufio.NewReader(c)
-		for range n {
+		for got := 0; got < n; {
 			line, err := r.ReadString('\n')
 			if err != nil {
 				p.err = err
 				return
 			}
+			if !strings.Contains(line, `"id"`) {
+				continue // a notification: no id
+			}
+			got++
 			if strings.Contains(line, `"error"`) {
 				p.refused++
 			}
@@ -147,7 +160,7 @@ type pipelined struct {
 // another network is forwarded within a turn or two, not behind the
 // backlog. Every request is answered in the end.
 func TestGateHoldsServerLoadAndServesNetworksInTurn(t *testing.T) {
-	up := newSlowServer(t, 20*time.Millisecond)
+	up := newSlowServer(t, 20*time.Millisecond, false)
 	addr := testsupport.FreeAddr(t, "127.0.0.1")
 	// A budget no network reaches and a tick longer than the test: no
 	// level moves, only the gate acts.
@@ -204,7 +217,7 @@ func TestGateHoldsServerLoadAndServesNetworksInTurn(t *testing.T) {
 // ticks raises every network's price, the other networks' included, and
 // it falls back to calm once the backlog is gone.
 func TestServerLoadRaisesGlobalLevel(t *testing.T) {
-	up := newSlowServer(t, 30*time.Millisecond)
+	up := newSlowServer(t, 30*time.Millisecond, false)
 	addr := testsupport.FreeAddr(t, "127.0.0.1")
 	admin := testsupport.FreeAddr(t, "127.0.0.1")
 	options := `"price":0,"network_budget":100000,"network_burst":100000,"price_step":16,"max_price":4096,"price_tick":"100ms","calm_ticks":2,"price_tolerance":"-1s",` +
@@ -249,5 +262,32 @@ func TestServerLoadRaisesGlobalLevel(t *testing.T) {
 	})
 	if r := other.call(2); r != nil {
 		t.Fatalf("once calm, an unstamped request was refused: %+v", r)
+	}
+}
+
+// TestGateDoesNotCountNotifications: a notification the server sends while
+// a request is pending frees no slot: with one before every answer, the
+// server still never has more than max_in_flight requests.
+func TestGateDoesNotCountNotifications(t *testing.T) {
+	up := newSlowServer(t, 10*time.Millisecond, true)
+	addr := testsupport.FreeAddr(t, "127.0.0.1")
+	options := `"price":0,"network_budget":100000,"price_tick":"1m","ipv4_prefix":32,"max_in_flight":4,"max_rejections":-1,"refusal_rate":-1`
+	caddytest.Start(t, caddytest.Layer4Config(addr, []string{hashcashHandler(options), caddytest.ProxyHandler(up.srv.Addr())}, ""), addr)
+	var floods []<-chan pipelined
+	for i := range 4 {
+		floods = append(floods, pipeline(addr, "127.0.0.2", 1000*(i+1), 20))
+	}
+	for i, f := range floods {
+		if p := <-f; p.err != nil || p.refused != 0 {
+			t.Fatalf("flood connection %d: %d refused, %v", i, p.refused, p.err)
+		}
+	}
+	n, peak := up.received()
+	t.Logf("%d requests, peak %d in flight at the server", n, peak)
+	if n != 80 {
+		t.Fatalf("the server received %d requests, want 80", n)
+	}
+	if peak > 4 {
+		t.Fatalf("the server had %d requests in flight at once, max_in_flight 4: notifications freed slots", peak)
 	}
 }

@@ -1,7 +1,6 @@
 package caddyhashcash
 
 import (
-	"bytes"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
@@ -74,6 +73,7 @@ type connPricing struct {
 	counted    atomic.Pointer[pricing.Networks]
 	held       atomic.Int64
 	unadmitted int
+	lines      answerLines // the server's lines, for answered
 }
 
 // quote is the connection's verify.Quoter.
@@ -154,14 +154,16 @@ func (p *connPricing) admit() error {
 	return nil
 }
 
-// answered counts the line feeds in p, bytes from the server, as answers
-// to the connection's requests through the gate; lines beyond those
-// (notifications) count for nothing.
+// answered counts the answers that end in b, bytes from the server, as
+// answers to the connection's requests through the gate. Notifications,
+// and lines beyond the requests held, count for nothing. The server's
+// bytes come from one goroutine, the only one that calls it.
 func (p *connPricing) answered(b []byte) {
 	if p.held.Load() == 0 {
+		p.lines.skip(b)
 		return
 	}
-	lines := int64(bytes.Count(b, []byte{'\n'}))
+	lines := int64(p.lines.count(b))
 	for lines > 0 {
 		was := p.held.Load()
 		done := min(was, lines)
