@@ -289,7 +289,7 @@ func TestToleranceAdmitsStampMintedBeforeRise(t *testing.T) {
 	// A tick long enough to send a stamp between two rises, and levels
 	// that do not fall during the test.
 	addr, _ := startAdaptive(t, `"price":0,"network_budget":5,"network_burst":5,"price_step":16,"max_price":1048576,`+
-		`"price_tick":"500ms","calm_ticks":1000,"price_tolerance":"10s","ipv4_prefix":32,"max_rejections":-1,"refusal_rate":-1`)
+		`"price_tick":"1s","calm_ticks":1000,"price_tolerance":"10s","ipv4_prefix":32,"max_rejections":-1,"refusal_rate":-1`)
 	flooder := dialFrom(t, addr, "127.0.0.2")
 	id := 0
 	before := flooder.floodUntil(&id, 0)

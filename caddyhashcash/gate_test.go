@@ -157,8 +157,9 @@ type pipelined struct {
 // TestGateHoldsServerLoadAndServesNetworksInTurn: with max_in_flight 4,
 // caddy never has more than 4 requests forwarded and unanswered, however
 // many one network pipelines; the rest wait at caddy, and a request from
-// another network is forwarded within a turn or two, not behind the
-// backlog. Every request is answered in the end.
+// another network is forwarded within a few turns, not behind the backlog
+// (the order of turns between networks is internal/admission's
+// TestNetworksServedInTurn). Every request is answered in the end.
 func TestGateHoldsServerLoadAndServesNetworksInTurn(t *testing.T) {
 	up := newSlowServer(t, 20*time.Millisecond, false)
 	addr := testsupport.FreeAddr(t, "127.0.0.1")
@@ -202,10 +203,11 @@ func TestGateHoldsServerLoadAndServesNetworksInTurn(t *testing.T) {
 	if total != conns*perConn+1 {
 		t.Fatalf("the server received %d lines, want %d", total, conns*perConn+1)
 	}
-	// Served in turn with the flooding network (one line a turn at
-	// max_in_flight 4), the request waits behind at most the lines already
-	// forwarded and a few turns, not the backlog of dozens.
-	if at < 0 || at-before > 8 {
+	// Each flood connection waits at the gate with one line at a time, so
+	// the request waits a few turns, not behind the flood's backlog (60
+	// lines or more were still to come when it was sent); the margin
+	// covers the turns that pass while its connection is set up.
+	if at < 0 || at-before > 24 {
 		t.Fatalf("the other network's request was forwarded %d lines after it was sent, behind the flood's backlog", at-before)
 	}
 	if w := gauge(t, "caddy_layer4_hashcash_requests_waiting"); w != 0 {
@@ -220,7 +222,7 @@ func TestServerLoadRaisesGlobalLevel(t *testing.T) {
 	up := newSlowServer(t, 30*time.Millisecond, false)
 	addr := testsupport.FreeAddr(t, "127.0.0.1")
 	admin := testsupport.FreeAddr(t, "127.0.0.1")
-	options := `"price":0,"network_budget":100000,"network_burst":100000,"price_step":16,"max_price":4096,"price_tick":"100ms","calm_ticks":2,"price_tolerance":"-1s",` +
+	options := `"price":0,"network_budget":100000,"network_burst":100000,"price_step":16,"max_price":4096,"price_tick":"100ms","calm_ticks":10,"price_tolerance":"-1s",` +
 		`"ipv4_prefix":32,"max_in_flight":2,"max_rejections":-1,"refusal_rate":-1`
 	config := strings.Replace(caddytest.Layer4Config(addr, []string{hashcashHandler(options), caddytest.ProxyHandler(up.srv.Addr())}, ""),
 		`"admin":{"disabled":true}`, `"admin":{"listen":"`+admin+`"}`, 1)

@@ -113,11 +113,9 @@ func (p *connPricing) forwarding() {
 
 // group is how many accepted lines a connection takes through the gate at
 // once while no one waits there: an eighth of max_in_flight, at least 1;
-// 0 without a gate.
+// 0 without a gate (configurePrices sets its cap, 0 while prices are
+// fixed).
 func (p *connPricing) group() int {
-	if p.state.prices.Load() == nil {
-		return 0
-	}
 	if limit := p.state.gate.Limit(); limit > 0 {
 		return max(1, limit/8)
 	}
